@@ -1,0 +1,23 @@
+//! `guardian check-config PATH`.
+
+use std::{path::Path, process::ExitCode};
+
+use crate::config::Config;
+
+pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    match Config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} rule(s), {} orphan rule(s))",
+                path.display(),
+                config.rules.len(),
+                config.orphan_rules.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

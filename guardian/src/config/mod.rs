@@ -1,0 +1,350 @@
+//! The one TOML config, typed and validated in one place. Every key is documented in
+//! the shipped `config/guardian.toml`; unknown keys are rejected; defaults are safe on a
+//! busy production host (they kill nothing until a rule says so).
+
+mod error;
+pub mod units;
+
+use std::{net::SocketAddr, path::{Path, PathBuf}};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use error::ConfigError;
+pub use units::{Bytes, Glob, Interval, Pattern, Threshold};
+
+/// Where the daemon reads its config when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/guardian/guardian.toml";
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub kill_log: KillLogConfig,
+    pub metrics: MetricsConfig,
+    pub trends: TrendsConfig,
+    pub safety: SafetyConfig,
+    #[serde(rename = "rule")]
+    pub rules: Vec<Spanned<RuleConfig>>,
+    #[serde(rename = "orphan_rule")]
+    pub orphan_rules: Vec<Spanned<OrphanRuleConfig>>,
+}
+
+/// Which memory source feeds the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceChoice {
+    /// eBPF when it loads, else /proc and cgroups (the reason is logged and exported).
+    #[default]
+    Auto,
+    /// eBPF or fail.
+    Ebpf,
+    /// /proc and cgroup scanning only.
+    Procfs,
+}
+
+/// `[daemon]`: how the service runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    pub source: SourceChoice,
+    /// Full /proc and cgroup scan period (procfs mode), and the cadence trends sample at.
+    pub scan_interval: Interval,
+    /// Full rescan period in eBPF mode, where events carry RSS changes in between.
+    pub ebpf_rescan_interval: Interval,
+    pub listen: SocketAddr,
+    /// Decide and log, never signal.
+    pub dry_run: bool,
+    /// mlockall() so the guardian keeps working under the memory pressure it fights.
+    pub lock_memory: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            source: SourceChoice::Auto,
+            scan_interval: Interval(std::time::Duration::from_secs(1)),
+            ebpf_rescan_interval: Interval(std::time::Duration::from_secs(10)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9471)),
+            dry_run: false,
+            lock_memory: true,
+        }
+    }
+}
+
+/// What to do when a kill's intent record cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnLogFailure {
+    /// No record, no kill (the failure is logged and counted).
+    #[default]
+    SkipKill,
+    /// Kill anyway; the failure is logged and counted.
+    KillAnyway,
+}
+
+/// `[kill_log]`: the hash-chained audit log of every kill decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KillLogConfig {
+    pub path: PathBuf,
+    pub on_write_failure: OnLogFailure,
+    /// Rotate when the current file reaches this size.
+    pub max_file_bytes: Bytes,
+    /// Rotated files kept besides the current one.
+    pub keep_files: u32,
+}
+
+impl Default for KillLogConfig {
+    fn default() -> Self {
+        KillLogConfig {
+            path: PathBuf::from("/var/lib/guardian/kills.jsonl"),
+            on_write_failure: OnLogFailure::SkipKill,
+            max_file_bytes: Bytes(64 * 1024 * 1024),
+            keep_files: 8,
+        }
+    }
+}
+
+/// `[metrics]`: exported series and their cardinality bound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Processes exported by RSS rank (plus those a rule tracks or a leak verdict names).
+    pub top_processes: usize,
+    /// Most cgroups exported (largest usage first).
+    pub max_cgroups: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            top_processes: 50,
+            max_cgroups: 500,
+        }
+    }
+}
+
+/// `[trends]`: the online leak detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrendsConfig {
+    pub enabled: bool,
+    /// Processes smaller than this are not tracked (cgroups always are).
+    pub min_rss: Bytes,
+    /// Most series tracked at once; the smallest are dropped beyond it.
+    pub max_series: usize,
+}
+
+impl Default for TrendsConfig {
+    fn default() -> Self {
+        TrendsConfig {
+            enabled: true,
+            min_rss: Bytes(32 * 1024 * 1024),
+            max_series: 2000,
+        }
+    }
+}
+
+/// `[safety]`: what is never killed, and how fast kills may happen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyConfig {
+    /// Command names never killed, added to the built-in list.
+    pub protect_comm: Vec<String>,
+    /// Command lines never killed (regular expressions).
+    pub protect_cmdline: Vec<Pattern>,
+    /// systemd units never killed (globs).
+    pub protect_units: Vec<Glob>,
+    /// Most kills in any window of `rate_window`, across all rules.
+    pub max_kills: u32,
+    pub rate_window: Interval,
+    /// First wait before the same program (comm and command line) is killed again;
+    /// doubles for every further kill, up to `max_backoff`.
+    pub backoff: Interval,
+    pub max_backoff: Interval,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            protect_comm: Vec::new(),
+            protect_cmdline: Vec::new(),
+            protect_units: Vec::new(),
+            max_kills: 5,
+            rate_window: Interval(std::time::Duration::from_secs(60)),
+            backoff: Interval(std::time::Duration::from_secs(30)),
+            max_backoff: Interval(std::time::Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// Which processes a rule considers, by where they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Processes outside any container.
+    #[default]
+    Host,
+    /// Processes inside containers.
+    Container,
+    Any,
+}
+
+/// How a rule kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KillAction {
+    /// SIGTERM, then SIGKILL if still alive after `grace`.
+    #[default]
+    Term,
+    /// SIGKILL at once.
+    Kill,
+}
+
+/// Matchers a process must all satisfy (an absent matcher matches everything).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Matchers {
+    /// Exact command names (`/proc/PID/comm`).
+    #[serde(default)]
+    pub comm: Vec<String>,
+    /// Regular expression over the command line, arguments joined by spaces.
+    pub cmdline: Option<Pattern>,
+    /// User names or numeric uids.
+    #[serde(default)]
+    pub user: Vec<String>,
+    /// Glob over the process's memory cgroup path.
+    pub cgroup: Option<Glob>,
+    /// Glob over the process's systemd unit ("nginx.service", "session-*.scope").
+    pub unit: Option<Glob>,
+}
+
+/// `[[rule]]`: kill processes above a memory threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    /// RSS above which the rule applies ("300MiB" or "10%" of MemTotal).
+    pub threshold: Threshold,
+    /// How long RSS must stay above the threshold before acting.
+    #[serde(default)]
+    pub sustain: Interval,
+    #[serde(default)]
+    pub scope: Scope,
+    /// `match = { comm = [...], cmdline = "...", ... }`: all given matchers must match.
+    #[serde(default, rename = "match")]
+    pub matchers: Matchers,
+    #[serde(default)]
+    pub action: KillAction,
+    #[serde(default = "default_grace")]
+    pub grace: Interval,
+    /// Decide and log, never signal (for this rule).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `[[orphan_rule]]`: kill processes reparented to PID 1 or a subreaper, past an age.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrphanRuleConfig {
+    pub name: String,
+    pub older_than: Interval,
+    #[serde(default)]
+    pub scope: Scope,
+    /// `match = { comm = [...], cmdline = "...", ... }`: all given matchers must match.
+    #[serde(default, rename = "match")]
+    pub matchers: Matchers,
+    #[serde(default)]
+    pub action: KillAction,
+    #[serde(default = "default_grace")]
+    pub grace: Interval,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_grace() -> Interval {
+    Interval(std::time::Duration::from_secs(10))
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` only names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| {
+            let offset = error.span().map_or(0, |span| span.start);
+            ConfigError::at(path.to_path_buf(), text, offset, error.message().to_string())
+        })?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    /// Checks that span several keys, reported at the offending table.
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let invalid = |offset: usize, message: String| {
+            Err(ConfigError::at(path.to_path_buf(), text, offset, message))
+        };
+        if self.daemon.scan_interval.0.is_zero() {
+            return invalid(find_key(text, "scan_interval"), "daemon.scan_interval must be above zero".into());
+        }
+        if self.daemon.ebpf_rescan_interval.0.is_zero() {
+            return invalid(
+                find_key(text, "ebpf_rescan_interval"),
+                "daemon.ebpf_rescan_interval must be above zero".into(),
+            );
+        }
+        if self.safety.max_kills == 0 {
+            return invalid(find_key(text, "max_kills"), "safety.max_kills must be at least 1".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        let rules = self.rules.iter().map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
+        let orphans = self.orphan_rules.iter().map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
+        for (offset, name) in rules.chain(orphans) {
+            if name.trim().is_empty() {
+                return invalid(offset, "rule.name must not be empty".into());
+            }
+            if !names.insert(name) {
+                return invalid(offset, format!("rule.name {name:?} is used by more than one rule"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[[rule]]` tables without their spans.
+    pub fn rules(&self) -> impl Iterator<Item = &RuleConfig> {
+        self.rules.iter().map(Spanned::get_ref)
+    }
+
+    /// The `[[orphan_rule]]` tables without their spans.
+    pub fn orphan_rules(&self) -> impl Iterator<Item = &OrphanRuleConfig> {
+        self.orphan_rules.iter().map(Spanned::get_ref)
+    }
+}
+
+/// Offset of the first `key =` in the text, to point at a key whose value is wrong.
+fn find_key(text: &str, key: &str) -> usize {
+    text.lines()
+        .scan(0usize, |offset, line| {
+            let start = *offset;
+            *offset += line.len() + 1;
+            Some((start, line))
+        })
+        .find(|(_, line)| {
+            line.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |(start, line)| start + (line.len() - line.trim_start().len()))
+}
+
+#[cfg(test)]
+mod tests;

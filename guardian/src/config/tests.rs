@@ -1,0 +1,103 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("test.toml"), text)
+}
+
+fn error_position(text: &str) -> (usize, usize, String) {
+    match parse(text) {
+        Err(ConfigError::Invalid {
+            line,
+            column,
+            message,
+            ..
+        }) => (line, column, message),
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_config_is_valid_and_kills_nothing() {
+    let config = parse("").expect("empty config");
+    assert!(config.rules.is_empty());
+    assert!(config.orphan_rules.is_empty());
+    assert_eq!(config.daemon.source, SourceChoice::Auto);
+    assert!(config.daemon.listen.ip().is_loopback());
+}
+
+#[test]
+fn shipped_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/guardian.toml");
+    Config::load(&path).expect("shipped config parses");
+}
+
+#[test]
+fn unknown_key_is_rejected_with_line_and_column() {
+    let (line, column, message) = error_position("[daemon]\nscan_interval = \"1s\"\nbogus = 1\n");
+    assert_eq!((line, column), (3, 1));
+    assert!(message.contains("bogus"), "{message}");
+}
+
+#[test]
+fn bad_threshold_names_its_position() {
+    let text = "[[rule]]\nname = \"a\"\nthreshold = \"lots\"\n";
+    let (line, column, message) = error_position(text);
+    assert_eq!((line, column), (3, 13));
+    assert!(message.contains("lots"), "{message}");
+}
+
+#[test]
+fn bad_regex_is_rejected() {
+    let text = "[[rule]]\nname = \"a\"\nthreshold = \"1GiB\"\nmatch = { cmdline = \"(unclosed\" }\n";
+    let (line, _, message) = error_position(text);
+    assert_eq!(line, 4);
+    assert!(message.contains("regular expression"), "{message}");
+}
+
+#[test]
+fn duplicate_rule_names_are_rejected_at_the_second_rule() {
+    let text = "[[rule]]\nname = \"a\"\nthreshold = \"1GiB\"\n\n[[rule]]\nname = \"a\"\nthreshold = \"2GiB\"\n";
+    let (line, _, message) = error_position(text);
+    assert_eq!(line, 6);
+    assert!(message.contains("more than one rule"), "{message}");
+}
+
+#[test]
+fn zero_scan_interval_is_rejected_at_its_key() {
+    let (line, column, _) = error_position("[daemon]\n  scan_interval = \"0s\"\n");
+    assert_eq!((line, column), (2, 3));
+}
+
+#[test]
+fn rules_with_all_matchers_parse() {
+    let text = r#"
+[[rule]]
+name = "node-leak"
+threshold = "10%"
+sustain = "30s"
+scope = "any"
+action = "kill"
+match = { comm = ["node"], cmdline = "dist/main", user = ["root", "1000"], cgroup = "/system.slice/*", unit = "api*.service" }
+dry_run = true
+
+[[orphan_rule]]
+name = "orphans"
+older_than = "10m"
+match = { cmdline = "npm run" }
+"#;
+    let config = parse(text).expect("valid");
+    let rule = config.rules().next().expect("one rule");
+    assert_eq!(rule.threshold, Threshold::PercentOfMemTotal(10.0));
+    assert_eq!(rule.scope, Scope::Any);
+    assert_eq!(rule.action, KillAction::Kill);
+    assert!(rule.matchers.cmdline.as_ref().is_some_and(|p| p.is_match("node dist/main.js")));
+    assert_eq!(config.orphan_rules().count(), 1);
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let error = Config::load(Path::new("/nonexistent/guardian.toml")).expect_err("missing");
+    assert!(error.to_string().contains("/nonexistent/guardian.toml"));
+}

@@ -1,0 +1,1 @@
+//! The daemon: wires sources, model, policy, trends and outputs together.

@@ -1,0 +1,1 @@
+//! HTTP on loopback: `/metrics`, `/healthz` and the JSON API under `/api/v1/`.

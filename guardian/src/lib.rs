@@ -1,0 +1,17 @@
+//! guardian: a memory guardian for Linux hosts.
+//!
+//! The layout follows the data: `sources` (eBPF, /proc, cgroups) fill the `model`;
+//! `classify` tells hosts from containers; `policy` and `trends` read the model;
+//! `audit`, `http` (metrics and JSON API) and the daemon's logs are the outputs.
+//! `daemon` wires them together; `cli` is the command line.
+
+pub mod audit;
+pub mod classify;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod model;
+pub mod policy;
+pub mod sources;
+pub mod trends;

@@ -1,0 +1,129 @@
+//! The one model both sources feed and policy, trends and outputs read: processes keyed
+//! by identity (pid + start time), cgroups keyed by path, OOM kills, host memory.
+
+mod cgroup;
+mod oom;
+mod process;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+
+pub use cgroup::{Cgroup, CgroupStats, Limit, Pressure};
+pub use oom::{OomEvent, OomOrigin, OomScope};
+pub use process::{CgroupLine, MemoryUsage, Process, ProcessKey};
+
+/// How many OOM events the model keeps for the API.
+pub const OOM_HISTORY: usize = 256;
+
+/// Host-wide memory from `/proc/meminfo` and `/proc/pressure/memory`.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct HostMemory {
+    pub total: u64,
+    pub available: u64,
+    pub swap_total: u64,
+    pub swap_free: u64,
+    pub pressure: Option<Pressure>,
+}
+
+/// The table.
+#[derive(Debug, Default)]
+pub struct Model {
+    processes: HashMap<ProcessKey, Process>,
+    by_pid: HashMap<i32, ProcessKey>,
+    cgroups: BTreeMap<String, Cgroup>,
+    oom_events: VecDeque<OomEvent>,
+    oom_total: BTreeMap<&'static str, u64>,
+    pub host: HostMemory,
+}
+
+impl Model {
+    /// Inserts or refreshes a process. A different process under the same pid (PID reuse)
+    /// replaces the old one, which is gone.
+    pub fn upsert_process(&mut self, process: Process) {
+        let key = process.key;
+        if let Some(old) = self.by_pid.insert(key.pid, key)
+            && old != key
+        {
+            self.processes.remove(&old);
+        }
+        self.processes.insert(key, process);
+    }
+
+    /// Replaces the whole process set with a full scan's result: processes missing from
+    /// it have exited.
+    pub fn replace_processes(&mut self, processes: Vec<Process>) {
+        self.processes.clear();
+        self.by_pid.clear();
+        for process in processes {
+            self.upsert_process(process);
+        }
+    }
+
+    /// Forgets a process that exited.
+    pub fn remove_pid(&mut self, pid: i32) -> Option<Process> {
+        let key = self.by_pid.remove(&pid)?;
+        self.processes.remove(&key)
+    }
+
+    pub fn process(&self, key: &ProcessKey) -> Option<&Process> {
+        self.processes.get(key)
+    }
+
+    pub fn process_mut(&mut self, key: &ProcessKey) -> Option<&mut Process> {
+        self.processes.get_mut(key)
+    }
+
+    /// The process currently holding `pid`, if the model has it.
+    pub fn process_by_pid(&self, pid: i32) -> Option<&Process> {
+        self.by_pid.get(&pid).and_then(|key| self.processes.get(key))
+    }
+
+    pub fn process_by_pid_mut(&mut self, pid: i32) -> Option<&mut Process> {
+        let key = *self.by_pid.get(&pid)?;
+        self.processes.get_mut(&key)
+    }
+
+    pub fn processes(&self) -> impl Iterator<Item = &Process> {
+        self.processes.values()
+    }
+
+    pub fn process_count(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// Replaces the cgroup set with a fresh read: cgroups missing from it are gone.
+    pub fn replace_cgroups(&mut self, cgroups: Vec<Cgroup>) {
+        self.cgroups = cgroups.into_iter().map(|cgroup| (cgroup.path.clone(), cgroup)).collect();
+    }
+
+    pub fn cgroup(&self, path: &str) -> Option<&Cgroup> {
+        self.cgroups.get(path)
+    }
+
+    pub fn cgroups(&self) -> impl Iterator<Item = &Cgroup> {
+        self.cgroups.values()
+    }
+
+    /// Records an OOM kill, keeping the newest [`OOM_HISTORY`].
+    pub fn record_oom(&mut self, event: OomEvent) {
+        *self.oom_total.entry(event.scope.as_str()).or_default() += 1;
+        if self.oom_events.len() == OOM_HISTORY {
+            self.oom_events.pop_front();
+        }
+        self.oom_events.push_back(event);
+    }
+
+    /// OOM kills seen, oldest first.
+    pub fn oom_events(&self) -> impl Iterator<Item = &OomEvent> {
+        self.oom_events.iter()
+    }
+
+    /// OOM kills seen since start, by scope ("cgroup", "host").
+    pub fn oom_totals(&self) -> &BTreeMap<&'static str, u64> {
+        &self.oom_total
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,5 @@
+//! Memory sources: eBPF programs, and /proc plus cgroup scanning. Both feed the same
+//! model; nothing downstream knows which one did.
+
+pub mod cgroup;
+pub mod procfs;

@@ -1,0 +1,1 @@
+//! /proc reader: processes and host memory. (Owned by the memory-sources work.)

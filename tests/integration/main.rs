@@ -1,0 +1,4 @@
+//! Integration tests: the real `guardian` binary against the real kernel, processes,
+//! cgroups, Docker engine and Prometheus. One module per area.
+
+mod common;
