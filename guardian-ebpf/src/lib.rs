@@ -134,7 +134,12 @@ pub mod tracepoint_fields {
         ("oom/mark_victim", "file_rss", MARK_VICTIM_FILE_RSS, 8),
         ("oom/mark_victim", "shmem_rss", MARK_VICTIM_SHMEM_RSS, 8),
         ("oom/mark_victim", "uid", MARK_VICTIM_UID, 4),
-        ("oom/mark_victim", "oom_score_adj", MARK_VICTIM_OOM_SCORE_ADJ, 2),
+        (
+            "oom/mark_victim",
+            "oom_score_adj",
+            MARK_VICTIM_OOM_SCORE_ADJ,
+            2,
+        ),
         ("sched/sched_process_fork", "parent_pid", FORK_PARENT_PID, 4),
         ("sched/sched_process_fork", "child_pid", FORK_CHILD_PID, 4),
         ("sched/sched_process_exec", "pid", EXEC_PID, 4),

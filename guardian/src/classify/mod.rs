@@ -9,10 +9,7 @@ pub enum Classification {
     /// Outside any container; `unit` is its systemd unit when it has one.
     Host { unit: Option<String> },
     /// Inside a container.
-    Container {
-        runtime: String,
-        id: String,
-    },
+    Container { runtime: String, id: String },
     /// A layout the classifier does not know; reported as such, never guessed.
     #[default]
     Unknown,

@@ -5,7 +5,10 @@
 mod error;
 pub mod units;
 
-use std::{net::SocketAddr, path::{Path, PathBuf}};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -282,7 +285,12 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|error| {
             let offset = error.span().map_or(0, |span| span.start);
-            ConfigError::at(path.to_path_buf(), text, offset, error.message().to_string())
+            ConfigError::at(
+                path.to_path_buf(),
+                text,
+                offset,
+                error.message().to_string(),
+            )
         })?;
         config.validate(path, text)?;
         Ok(config)
@@ -294,7 +302,10 @@ impl Config {
             Err(ConfigError::at(path.to_path_buf(), text, offset, message))
         };
         if self.daemon.scan_interval.0.is_zero() {
-            return invalid(find_key(text, "scan_interval"), "daemon.scan_interval must be above zero".into());
+            return invalid(
+                find_key(text, "scan_interval"),
+                "daemon.scan_interval must be above zero".into(),
+            );
         }
         if self.daemon.ebpf_rescan_interval.0.is_zero() {
             return invalid(
@@ -303,17 +314,29 @@ impl Config {
             );
         }
         if self.safety.max_kills == 0 {
-            return invalid(find_key(text, "max_kills"), "safety.max_kills must be at least 1".into());
+            return invalid(
+                find_key(text, "max_kills"),
+                "safety.max_kills must be at least 1".into(),
+            );
         }
         let mut names = std::collections::HashSet::new();
-        let rules = self.rules.iter().map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
-        let orphans = self.orphan_rules.iter().map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
+        let rules = self
+            .rules
+            .iter()
+            .map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
+        let orphans = self
+            .orphan_rules
+            .iter()
+            .map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
         for (offset, name) in rules.chain(orphans) {
             if name.trim().is_empty() {
                 return invalid(offset, "rule.name must not be empty".into());
             }
             if !names.insert(name) {
-                return invalid(offset, format!("rule.name {name:?} is used by more than one rule"));
+                return invalid(
+                    offset,
+                    format!("rule.name {name:?} is used by more than one rule"),
+                );
             }
         }
         Ok(())
@@ -343,7 +366,9 @@ fn find_key(text: &str, key: &str) -> usize {
                 .strip_prefix(key)
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
-        .map_or(0, |(start, line)| start + (line.len() - line.trim_start().len()))
+        .map_or(0, |(start, line)| {
+            start + (line.len() - line.trim_start().len())
+        })
 }
 
 #[cfg(test)]

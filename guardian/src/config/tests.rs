@@ -50,7 +50,8 @@ fn bad_threshold_names_its_position() {
 
 #[test]
 fn bad_regex_is_rejected() {
-    let text = "[[rule]]\nname = \"a\"\nthreshold = \"1GiB\"\nmatch = { cmdline = \"(unclosed\" }\n";
+    let text =
+        "[[rule]]\nname = \"a\"\nthreshold = \"1GiB\"\nmatch = { cmdline = \"(unclosed\" }\n";
     let (line, _, message) = error_position(text);
     assert_eq!(line, 4);
     assert!(message.contains("regular expression"), "{message}");
@@ -92,7 +93,12 @@ match = { cmdline = "npm run" }
     assert_eq!(rule.threshold, Threshold::PercentOfMemTotal(10.0));
     assert_eq!(rule.scope, Scope::Any);
     assert_eq!(rule.action, KillAction::Kill);
-    assert!(rule.matchers.cmdline.as_ref().is_some_and(|p| p.is_match("node dist/main.js")));
+    assert!(
+        rule.matchers
+            .cmdline
+            .as_ref()
+            .is_some_and(|p| p.is_match("node dist/main.js"))
+    );
     assert_eq!(config.orphan_rules().count(), 1);
 }
 

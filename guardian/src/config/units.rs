@@ -54,7 +54,9 @@ impl Threshold {
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Threshold::Bytes(bytes) => write!(f, "{}", bytesize::ByteSize::b(*bytes).display().iec()),
+            Threshold::Bytes(bytes) => {
+                write!(f, "{}", bytesize::ByteSize::b(*bytes).display().iec())
+            }
             Threshold::PercentOfMemTotal(percent) => write!(f, "{percent}% of MemTotal"),
         }
     }
@@ -71,7 +73,9 @@ impl FromStr for Threshold {
                     .parse()
                     .map_err(|_| format!("invalid percentage {text:?}; write e.g. \"10%\""))?;
                 if !(percent > 0.0 && percent <= 100.0) {
-                    return Err(format!("percentage {text:?} must be above 0 and at most 100"));
+                    return Err(format!(
+                        "percentage {text:?} must be above 0 and at most 100"
+                    ));
                 }
                 Ok(Threshold::PercentOfMemTotal(percent))
             }
@@ -104,7 +108,9 @@ impl FromStr for Interval {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         humantime::parse_duration(text.trim())
             .map(Interval)
-            .map_err(|error| format!("invalid duration {text:?} ({error}); write e.g. \"10s\" or \"5m\""))
+            .map_err(|error| {
+                format!("invalid duration {text:?} ({error}); write e.g. \"10s\" or \"5m\"")
+            })
     }
 }
 
@@ -167,7 +173,10 @@ mod tests {
 
     #[test]
     fn thresholds_accept_percentages_of_memtotal() {
-        assert_eq!("10%".parse::<Threshold>(), Ok(Threshold::PercentOfMemTotal(10.0)));
+        assert_eq!(
+            "10%".parse::<Threshold>(),
+            Ok(Threshold::PercentOfMemTotal(10.0))
+        );
         assert_eq!(Threshold::PercentOfMemTotal(10.0).resolve(1000), 100);
         assert!("0%".parse::<Threshold>().is_err());
         assert!("101%".parse::<Threshold>().is_err());
@@ -175,7 +184,10 @@ mod tests {
 
     #[test]
     fn intervals_parse_humantime() {
-        assert_eq!("1m 30s".parse::<Interval>(), Ok(Interval(Duration::from_secs(90))));
+        assert_eq!(
+            "1m 30s".parse::<Interval>(),
+            Ok(Interval(Duration::from_secs(90)))
+        );
         assert!("soon".parse::<Interval>().is_err());
     }
 }

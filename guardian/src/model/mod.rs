@@ -76,7 +76,9 @@ impl Model {
 
     /// The process currently holding `pid`, if the model has it.
     pub fn process_by_pid(&self, pid: i32) -> Option<&Process> {
-        self.by_pid.get(&pid).and_then(|key| self.processes.get(key))
+        self.by_pid
+            .get(&pid)
+            .and_then(|key| self.processes.get(key))
     }
 
     pub fn process_by_pid_mut(&mut self, pid: i32) -> Option<&mut Process> {
@@ -94,7 +96,10 @@ impl Model {
 
     /// Replaces the cgroup set with a fresh read: cgroups missing from it are gone.
     pub fn replace_cgroups(&mut self, cgroups: Vec<Cgroup>) {
-        self.cgroups = cgroups.into_iter().map(|cgroup| (cgroup.path.clone(), cgroup)).collect();
+        self.cgroups = cgroups
+            .into_iter()
+            .map(|cgroup| (cgroup.path.clone(), cgroup))
+            .collect();
     }
 
     pub fn cgroup(&self, path: &str) -> Option<&Cgroup> {

@@ -24,7 +24,14 @@ fn reused_pid_replaces_the_old_process_and_never_merges() {
     model.upsert_process(process(42, 100, 10));
     model.upsert_process(process(42, 200, 20));
     assert_eq!(model.process_count(), 1);
-    assert!(model.process(&ProcessKey { pid: 42, start_ticks: 100 }).is_none());
+    assert!(
+        model
+            .process(&ProcessKey {
+                pid: 42,
+                start_ticks: 100
+            })
+            .is_none()
+    );
     assert_eq!(model.process_by_pid(42).map(|p| p.memory.rss), Some(20));
 }
 
@@ -58,5 +65,8 @@ fn oom_history_is_bounded() {
         });
     }
     assert_eq!(model.oom_events().count(), OOM_HISTORY);
-    assert_eq!(model.oom_totals().get("cgroup"), Some(&(OOM_HISTORY as u64 + 10)));
+    assert_eq!(
+        model.oom_totals().get("cgroup"),
+        Some(&(OOM_HISTORY as u64 + 10))
+    );
 }
