@@ -2,4 +2,6 @@
 //! model; nothing downstream knows which one did.
 
 pub mod cgroup;
+#[cfg(feature = "ebpf")]
+pub mod ebpf;
 pub mod procfs;

@@ -1,0 +1,108 @@
+//! Kernel struct offsets the `rss_stat` program needs, read from the running kernel's BTF
+//! (`/sys/kernel/btf/vmlinux`) so one object works across kernel builds.
+
+use std::path::{Path, PathBuf};
+
+use btf_rs::{Btf, Type};
+
+/// Why the offsets could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("cannot read kernel BTF {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("kernel BTF has no {what}")]
+    Missing { what: String },
+}
+
+/// The offsets handed to the program as globals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub mm_rss_stat: u64,
+    pub percpu_counter_size: u64,
+    pub percpu_counter_count: u64,
+    pub task_mm: u64,
+}
+
+/// Reads the offsets from the BTF file at `path`.
+pub fn read(path: &Path) -> Result<KernelOffsets, BtfError> {
+    let btf = Btf::from_file(path).map_err(|error| BtfError::Read {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })?;
+    let mm = find_struct(&btf, "mm_struct")?;
+    let percpu_counter = find_struct(&btf, "percpu_counter")?;
+    let task = find_struct(&btf, "task_struct")?;
+    Ok(KernelOffsets {
+        mm_rss_stat: member_offset(&btf, &mm, "rss_stat")
+            .ok_or_else(|| missing("mm_struct.rss_stat"))?,
+        percpu_counter_size: percpu_counter.size() as u64,
+        percpu_counter_count: member_offset(&btf, &percpu_counter, "count")
+            .ok_or_else(|| missing("percpu_counter.count"))?,
+        task_mm: member_offset(&btf, &task, "mm").ok_or_else(|| missing("task_struct.mm"))?,
+    })
+}
+
+fn missing(what: &str) -> BtfError {
+    BtfError::Missing {
+        what: what.to_string(),
+    }
+}
+
+fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, BtfError> {
+    btf.resolve_types_by_name(name)
+        .map_err(|_| missing(&format!("struct {name}")))?
+        .into_iter()
+        .find_map(|ty| match ty {
+            Type::Struct(found) if !found.members.is_empty() => Some(found),
+            _ => None,
+        })
+        .ok_or_else(|| missing(&format!("struct {name}")))
+}
+
+/// Byte offset of member `name`, looking inside anonymous structs and unions (the kernel
+/// wraps most of `mm_struct` in one).
+fn member_offset(btf: &Btf, parent: &btf_rs::Struct, name: &str) -> Option<u64> {
+    parent.members.iter().find_map(|member| {
+        let here = u64::from(member.bit_offset() / 8);
+        match btf.resolve_name(member) {
+            Ok(member_name) if member_name == name => Some(here),
+            Ok(member_name) if member_name.is_empty() => {
+                match btf.resolve_chained_type(member).ok()? {
+                    Type::Struct(inner) | Type::Union(inner) => {
+                        member_offset(btf, &inner, name).map(|offset| here + offset)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_offsets_from_the_running_kernel() {
+        let path = Path::new("/sys/kernel/btf/vmlinux");
+        if !path.exists() {
+            eprintln!("skipped: no kernel BTF at {}", path.display());
+            return;
+        }
+        let offsets = read(path).expect("offsets");
+        // percpu_counter = { raw_spinlock_t lock; s64 count; ... }: count is 8-aligned.
+        assert_eq!(offsets.percpu_counter_count % 8, 0);
+        assert!(offsets.percpu_counter_size >= 16);
+        assert!(offsets.mm_rss_stat > 0 && offsets.task_mm > 0);
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let error = read(Path::new("/nonexistent/vmlinux")).expect_err("missing");
+        assert!(
+            error.to_string().contains("/nonexistent/vmlinux"),
+            "{error}"
+        );
+    }
+}

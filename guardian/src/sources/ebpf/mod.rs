@@ -1,0 +1,217 @@
+//! The eBPF source: loads guardian's programs (RSS steps from the `rss_stat` raw
+//! tracepoint, OOM victims, fork/exec/exit), and turns ring buffer records into
+//! [`KernelEvent`]s on a bounded channel. Dropping [`EbpfSource`] detaches everything.
+
+mod btf_offsets;
+mod decode;
+mod tracefs;
+
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
+};
+use guardian_ebpf::{EVENTS_MAP, globals};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::mpsc,
+};
+
+pub use decode::KernelEvent;
+
+/// The object built by guardian's build script from the `guardian-ebpf` crate.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guardian-probes"));
+
+/// Why the eBPF source could not start (auto mode then falls back to /proc, with this as
+/// the reason).
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    #[error("kernel offsets: {0}")]
+    Btf(#[from] btf_offsets::BtfError),
+    #[error("tracefs: {0}")]
+    Tracefs(#[from] tracefs::TracefsError),
+    #[error("loading the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {program}: {source}")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("map {map}: {message}")]
+    Map { map: &'static str, message: String },
+    #[error("ring buffer poll registration: {0}")]
+    Poll(#[source] std::io::Error),
+}
+
+/// Loaded and attached programs.
+pub struct EbpfSource {
+    ebpf: Ebpf,
+}
+
+/// (program name in the object, how to attach it)
+const CLASSIC: &[(&str, &str, &str)] = &[
+    ("mark_victim", "oom", "mark_victim"),
+    ("process_fork", "sched", "sched_process_fork"),
+    ("process_exec", "sched", "sched_process_exec"),
+    ("process_exit", "sched", "sched_process_exit"),
+];
+
+impl EbpfSource {
+    /// Loads and attaches every program; `self_tgid`'s own RSS events are dropped in the
+    /// kernel.
+    pub fn load(self_tgid: u32) -> Result<EbpfSource, EbpfError> {
+        raise_memlock_limit();
+        let offsets = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
+        let tracefs_root = Path::new(tracefs::TRACEFS);
+        tracefs::ensure_mounted(tracefs_root)?;
+        tracefs::check_layouts(tracefs_root)?;
+        tracing::debug!(?offsets, "kernel offsets from BTF");
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global(globals::MM_RSS_STAT_OFFSET, &offsets.mm_rss_stat, true)
+            .override_global(
+                globals::PERCPU_COUNTER_SIZE,
+                &offsets.percpu_counter_size,
+                true,
+            )
+            .override_global(
+                globals::PERCPU_COUNTER_COUNT_OFFSET,
+                &offsets.percpu_counter_count,
+                true,
+            )
+            .override_global(globals::TASK_MM_OFFSET, &offsets.task_mm, true)
+            .override_global(globals::SELF_TGID, &self_tgid, true)
+            .load(OBJECT)?;
+        if let Err(error) = aya_log::EbpfLogger::init(&mut ebpf) {
+            // The programs may log nothing; that is not a reason to fail.
+            tracing::warn!(%error, "eBPF logger not initialised");
+        }
+
+        let rss: &mut RawTracePoint = program(&mut ebpf, "rss_stat")?;
+        rss.load().map_err(|source| EbpfError::Program {
+            program: "rss_stat",
+            source,
+        })?;
+        rss.attach("rss_stat")
+            .map_err(|source| EbpfError::Program {
+                program: "rss_stat",
+                source,
+            })?;
+        for (name, category, event) in CLASSIC {
+            let tracepoint: &mut TracePoint = program(&mut ebpf, name)?;
+            tracepoint.load().map_err(|source| EbpfError::Program {
+                program: name,
+                source,
+            })?;
+            tracepoint
+                .attach(category, event)
+                .map_err(|source| EbpfError::Program {
+                    program: name,
+                    source,
+                })?;
+        }
+        tracing::info!(programs = 1 + CLASSIC.len(), "eBPF programs attached");
+        Ok(EbpfSource { ebpf })
+    }
+
+    /// Moves the ring buffer out into a task that decodes records onto `events`. Records
+    /// the channel cannot take are counted in `dropped`, never silently lost.
+    pub fn spawn_reader(
+        &mut self,
+        events: mpsc::Sender<KernelEvent>,
+        dropped: Arc<AtomicU64>,
+    ) -> Result<tokio::task::JoinHandle<()>, EbpfError> {
+        let map = self.ebpf.take_map(EVENTS_MAP).ok_or(EbpfError::Map {
+            map: "EVENTS",
+            message: "not in the object".into(),
+        })?;
+        let ring = RingBuf::try_from(map).map_err(|error| EbpfError::Map {
+            map: "EVENTS",
+            message: error.to_string(),
+        })?;
+        // SAFETY: the RingBuf owns its map's fd and keeps it open, unchanged, for as long
+        // as the AsyncFd owns the RingBuf.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|error| EbpfError::Poll(error.into()))?;
+        Ok(tokio::spawn(read_ring(ring, events, dropped)))
+    }
+
+    /// Records the kernel could not write because the ring buffer was full.
+    pub fn kernel_dropped(&self) -> u64 {
+        let Some(map) = self.ebpf.map("DROPPED") else {
+            return 0;
+        };
+        PerCpuArray::<&MapData, u64>::try_from(map)
+            .ok()
+            .and_then(|array| array.get(&0, 0).ok())
+            .map_or(0, |values| values.iter().sum())
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, EbpfError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(EbpfError::Program {
+            program: name,
+            source: aya::programs::ProgramError::UnexpectedProgramType,
+        })?
+        .try_into()
+        .map_err(|source| EbpfError::Program {
+            program: name,
+            source,
+        })
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+fn raise_memlock_limit() {
+    let unlimited = nix::sys::resource::RLIM_INFINITY;
+    if let Err(error) = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_MEMLOCK,
+        unlimited,
+        unlimited,
+    ) {
+        tracing::debug!(%error, "cannot raise RLIMIT_MEMLOCK");
+    }
+}
+
+async fn read_ring(
+    mut ring: AsyncFd<RingBuf<MapData>>,
+    events: mpsc::Sender<KernelEvent>,
+    dropped: Arc<AtomicU64>,
+) {
+    loop {
+        let mut guard = match ring.readable_mut().await {
+            Ok(guard) => guard,
+            Err(error) => {
+                tracing::error!(%error, "eBPF ring buffer poll failed; events stop");
+                return;
+            }
+        };
+        let ring = guard.get_inner_mut();
+        while let Some(record) = ring.next() {
+            let Some(event) = decode::decode(&record) else {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            match events.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+        guard.clear_ready();
+    }
+}
