@@ -1,1 +1,6 @@
-//! The daemon: wires sources, model, policy, trends and outputs together.
+//! The daemon: wires sources, model, policy, trends and outputs together, and handles
+//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config).
+
+mod state;
+
+pub use state::{AppState, SourceKind, SourceStatus, Telemetry};

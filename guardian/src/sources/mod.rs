@@ -5,3 +5,6 @@ pub mod cgroup;
 #[cfg(feature = "ebpf")]
 pub mod ebpf;
 pub mod procfs;
+mod kernel_event;
+
+pub use kernel_event::KernelEvent;

@@ -25,7 +25,7 @@ use tokio::{
     sync::mpsc,
 };
 
-pub use decode::KernelEvent;
+use crate::sources::KernelEvent;
 
 /// The object built by guardian's build script from the `guardian-ebpf` crate.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guardian-probes"));

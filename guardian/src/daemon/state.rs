@@ -1,0 +1,124 @@
+//! What the daemon shares between its pipeline and its HTTP server.
+
+use std::{
+    sync::{Arc, RwLock, atomic::AtomicU64},
+    time::{Duration, Instant},
+};
+
+use prometheus_client::metrics::{
+    counter::Counter,
+    family::Family,
+    histogram::{Histogram, exponential_buckets},
+};
+use serde::Serialize;
+
+use crate::{config::Config, model::Model};
+
+/// Which source feeds the model, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Ebpf,
+    Procfs,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Ebpf => "ebpf",
+            SourceKind::Procfs => "procfs",
+        }
+    }
+}
+
+/// The source in use and its health.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceStatus {
+    pub source: SourceKind,
+    /// What the config or flag asked for ("auto", "ebpf", "procfs").
+    pub requested: String,
+    /// Why eBPF is not in use when auto fell back to procfs.
+    pub fallback_reason: Option<String>,
+    /// The cgroup layout detected at start ("v1", "v2", "hybrid").
+    pub cgroup_layout: String,
+    pub memory_hierarchy: String,
+}
+
+/// Counters and histograms the pipeline updates and `/metrics` exports.
+#[derive(Debug)]
+pub struct Telemetry {
+    pub scan_duration_seconds: Histogram,
+    pub scans_total: Counter,
+    pub events_received_total: Counter,
+    /// Records the kernel could not write (ring buffer full), read from the eBPF map.
+    pub events_lost_kernel: AtomicU64,
+    /// Records userspace could not queue or decode.
+    pub events_lost_user: Arc<AtomicU64>,
+    /// Config reloads by result ("ok", "error").
+    pub reloads_total: Family<Vec<(String, String)>, Counter>,
+    /// Processes that vanished mid-scan (normal churn, counted for visibility).
+    pub vanished_total: Counter,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            scan_duration_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            scans_total: Counter::default(),
+            events_received_total: Counter::default(),
+            events_lost_kernel: AtomicU64::new(0),
+            events_lost_user: Arc::new(AtomicU64::new(0)),
+            reloads_total: Family::default(),
+            vanished_total: Counter::default(),
+        }
+    }
+}
+
+/// Shared by the pipeline (writer) and the HTTP server (reader).
+#[derive(Debug)]
+pub struct AppState {
+    pub config: RwLock<Arc<Config>>,
+    pub model: RwLock<Model>,
+    pub status: RwLock<SourceStatus>,
+    pub telemetry: Telemetry,
+    pub started: Instant,
+    /// When the model last took fresh data (a scan or a batch of kernel events).
+    pub last_update: RwLock<Instant>,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, status: SourceStatus) -> Self {
+        let now = Instant::now();
+        AppState {
+            config: RwLock::new(config),
+            model: RwLock::new(Model::default()),
+            status: RwLock::new(status),
+            telemetry: Telemetry::default(),
+            started: now,
+            last_update: RwLock::new(now),
+        }
+    }
+
+    /// The config in force (replaced on reload).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |config| config.clone())
+    }
+
+    /// Marks the model fresh.
+    pub fn touch(&self) {
+        if let Ok(mut last) = self.last_update.write() {
+            *last = Instant::now();
+        }
+    }
+
+    /// Time since the model last took fresh data.
+    pub fn staleness(&self) -> Duration {
+        self.last_update.read().map_or(Duration::MAX, |last| last.elapsed())
+    }
+
+    /// Fresh when data arrived within twice the scan interval (the watchdog's and
+    /// /healthz's rule).
+    pub fn is_fresh(&self) -> bool {
+        self.staleness() <= self.config().daemon.scan_interval.0 * 2 + Duration::from_millis(500)
+    }
+}
