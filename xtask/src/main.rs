@@ -1,1 +1,86 @@
-fn main() {}
+//! `cargo xtask`: the project's commands. `run` and `test` are the README's two commands;
+//! both install what is missing first (see `setup`).
+
+mod cmd;
+mod setup;
+mod test;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "guardian's build, test and run commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what is missing (idempotent): nightly rust-src, llvm-22-dev, bpf-linker, and
+    /// for tests docker.io, busybox-static, prometheus.
+    Setup {
+        /// Also what the tests need.
+        #[arg(long)]
+        tests: bool,
+    },
+    /// Build and start `guardian run` in the foreground with the shipped config, in dry-run.
+    Run {
+        /// Extra arguments for `guardian run`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Every check and test: fmt, clippy (warnings denied), unit and integration tests.
+    Test,
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = workspace_root();
+    match Cli::parse().command {
+        Command::Setup { tests } => setup::setup(
+            &root,
+            if tests {
+                setup::For::Tests
+            } else {
+                setup::For::Build
+            },
+        ),
+        Command::Run { args } => run(&root, &args),
+        Command::Test => test::test(&root),
+    }
+}
+
+/// The workspace root (xtask's parent directory).
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn run(root: &std::path::Path, args: &[String]) -> anyhow::Result<()> {
+    setup::setup(root, setup::For::Build)?;
+    cmd::run(
+        root,
+        "build guardian",
+        "cargo",
+        &["build", "-p", "guardian"],
+    )?;
+    let binary = root.join("target/debug/guardian");
+    let config = root.join("config/guardian.toml");
+    let mut full: Vec<String> = vec![
+        "run".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--dry-run".into(),
+        "--kill-log".into(),
+        root.join("target/guardian-kills.jsonl")
+            .display()
+            .to_string(),
+    ];
+    full.extend(args.iter().cloned());
+    let full: Vec<&str> = full.iter().map(String::as_str).collect();
+    println!(
+        "guardian runs in dry-run: it decides and logs kills but signals nothing. Ctrl-C stops it."
+    );
+    cmd::run(root, "guardian run", &binary.display().to_string(), &full)
+}

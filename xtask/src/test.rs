@@ -1,0 +1,93 @@
+//! `cargo xtask test`: fmt, clippy with warnings denied (with and without eBPF), every
+//! unit and integration test; prints the summed counts.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{cmd, setup};
+
+pub fn test(root: &Path) -> anyhow::Result<()> {
+    setup::setup(root, setup::For::Tests)?;
+    cmd::run(root, "format check", "cargo", &["fmt", "--all", "--check"])?;
+    cmd::run(
+        root,
+        "clippy",
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    cmd::run(
+        root,
+        "clippy without eBPF",
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "guardian",
+            "--no-default-features",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let (passed, failed, ignored) = cargo_test(root)?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if failed > 0 {
+        bail!("{failed} test(s) failed");
+    }
+    Ok(())
+}
+
+/// Runs `cargo test --workspace`, echoing its output and summing its result lines.
+fn cargo_test(root: &Path) -> anyhow::Result<(u64, u64, u64)> {
+    println!("==> [tests] cargo test --workspace");
+    let mut child = Command::new("cargo")
+        .args(["test", "--workspace"])
+        .current_dir(root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+            ignored += count(rest, " ignored");
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if !status.success() && failed == 0 {
+        bail!("step 'tests' failed ({status}); rerun by hand: cargo test --workspace");
+    }
+    Ok((passed, failed, ignored))
+}
+
+/// The number before `label` in a libtest summary ("3 passed; 0 failed; ...").
+fn count(summary: &str, label: &str) -> u64 {
+    summary
+        .split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label.trim_start())
+                .map(str::trim)
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
