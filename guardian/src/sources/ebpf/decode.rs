@@ -1,29 +1,8 @@
 //! Ring buffer records to typed events: the header's kind says which struct follows.
 
-use guardian_ebpf::{EventHeader, EventKind, OomEvent, ProcEvent, RssEvent};
+use guardian_ebpf::{EventHeader, EventKind, ProcEvent, RssEvent};
 
-/// What the kernel reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelEvent {
-    /// One RSS counter of `pid` (an `mm_struct` member) is now `pages`.
-    Rss {
-        pid: i32,
-        member: u32,
-        pages: i64,
-    },
-    /// The OOM killer chose a victim.
-    Oom(OomEvent),
-    Fork {
-        pid: i32,
-        parent: i32,
-    },
-    Exec {
-        pid: i32,
-    },
-    Exit {
-        pid: i32,
-    },
-}
+use crate::sources::KernelEvent;
 
 /// Reads `T` from the start of `bytes` when it is long enough.
 fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
