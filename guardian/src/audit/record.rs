@@ -59,3 +59,78 @@ pub struct Outcome {
     pub time_to_exit_s: Option<f64>,
     pub detail: Option<String>,
 }
+
+/// Which of the two record kinds a line of the kill log holds (its `kind` field).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    /// Written and fsynced before any signal.
+    Intent,
+    /// Written once the decision has played out.
+    Outcome,
+}
+
+impl RecordKind {
+    /// The `kind` value in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Intent => "intent",
+            RecordKind::Outcome => "outcome",
+        }
+    }
+}
+
+impl OutcomeKind {
+    /// The `outcome` value in the log ("exited", "permission-denied", ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Exited => "exited",
+            OutcomeKind::Survived => "survived",
+            OutcomeKind::Vanished => "vanished",
+            OutcomeKind::PermissionDenied => "permission-denied",
+            OutcomeKind::DryRun => "dry-run",
+            OutcomeKind::NotLogged => "not-logged",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+impl Intent {
+    /// A realistic intent for tests, with a secret on its command line.
+    pub(crate) fn sample(pid: i32) -> Intent {
+        Intent {
+            rule: "node-leak".into(),
+            dry_run: false,
+            pid,
+            start_ticks: 123_456,
+            comm: "node".into(),
+            cmdline: "node dist/main --jwt-secret=s3cr3t-value --port 3000".into(),
+            uid: 1000,
+            user: Some("app".into()),
+            cgroup: Some("/user.slice/app.service".into()),
+            classification: serde_json::json!({"class": "host"}),
+            rss_bytes: 420 * 1024 * 1024,
+            threshold_bytes: Some(300 * 1024 * 1024),
+            reason: "RSS 420 MiB above 300 MiB for 10s".into(),
+            signals: vec!["SIGTERM".into(), "SIGKILL".into()],
+        }
+    }
+}
+
+#[cfg(test)]
+impl Outcome {
+    /// The outcome closing [`Intent::sample`].
+    pub(crate) fn sample(intent_seq: u64, pid: i32) -> Outcome {
+        Outcome {
+            intent_seq,
+            rule: "node-leak".into(),
+            pid,
+            start_ticks: 123_456,
+            outcome: OutcomeKind::Exited,
+            signals_sent: vec!["SIGTERM".into()],
+            time_to_exit_s: Some(0.25),
+            detail: None,
+        }
+    }
+}
