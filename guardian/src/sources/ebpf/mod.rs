@@ -215,3 +215,6 @@ async fn read_ring(
         guard.clear_ready();
     }
 }
+
+#[cfg(test)]
+mod tests;

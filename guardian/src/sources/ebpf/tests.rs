@@ -1,0 +1,130 @@
+//! Loads the real programs into the running kernel and watches them report.
+
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
+
+use tokio::sync::mpsc;
+
+use super::*;
+
+fn privileged() -> bool {
+    let ok = nix::unistd::geteuid().is_root() && Path::new("/sys/kernel/btf/vmlinux").exists();
+    if !ok {
+        if std::env::var("CI").is_ok_and(|ci| ci == "true" || ci == "1") {
+            panic!("CI=true but eBPF tests need root and kernel BTF");
+        }
+        eprintln!("skipped: eBPF tests need root and kernel BTF");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_rss_growth_of_a_process_and_its_exit() {
+    if !privileged() {
+        return;
+    }
+    // Our own events are wanted here: no self filter.
+    let mut source = EbpfSource::load(0).expect("load and attach");
+    let (tx, mut rx) = mpsc::channel(65_536);
+    let dropped = Arc::new(AtomicU64::new(0));
+    source.spawn_reader(tx, dropped).expect("reader");
+
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "x=$(head -c 48000000 /dev/zero | tr '\\0' a); sleep 2",
+        ])
+        .spawn()
+        .expect("spawn sh");
+    let pid = child.id() as i32;
+    let mut biggest_anon = 0i64;
+    let mut exited = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(exited && biggest_anon > 0) && tokio::time::Instant::now() < deadline {
+        let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await else {
+            continue;
+        };
+        match event {
+            KernelEvent::Rss {
+                pid: p,
+                member: guardian_ebpf::MM_ANONPAGES,
+                pages,
+            } if p == pid => {
+                biggest_anon = biggest_anon.max(pages);
+            }
+            KernelEvent::Exit { pid: p } if p == pid => exited = true,
+            _ => {}
+        }
+    }
+    let _ = child.wait();
+    // The shell held ~46 MiB of anonymous memory; steps are reported at least every MiB.
+    assert!(
+        biggest_anon * 4096 > 40 << 20,
+        "largest anon RSS reported: {biggest_anon} pages"
+    );
+    assert!(exited, "no exit event for pid {pid}");
+    assert!(source.kernel_dropped() < 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_an_oom_victim_in_a_memory_limited_cgroup() {
+    if !privileged() {
+        return;
+    }
+    let root = if Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        Path::new("/sys/fs/cgroup/memory").to_path_buf()
+    } else {
+        Path::new("/sys/fs/cgroup").to_path_buf()
+    };
+    let v1 = root.ends_with("memory");
+    let dir = root.join(format!("guardian-unit-oom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create test cgroup");
+    let limit_file = if v1 {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    std::fs::write(dir.join(limit_file), "33554432").expect("limit");
+    if !v1 {
+        let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+    }
+
+    let mut source = EbpfSource::load(0).expect("load and attach");
+    let (tx, mut rx) = mpsc::channel(65_536);
+    source
+        .spawn_reader(tx, Arc::new(AtomicU64::new(0)))
+        .expect("reader");
+
+    let procs = dir.join("cgroup.procs");
+    let mut command = std::process::Command::new("sh");
+    command.args(["-c", "exec tail /dev/zero"]);
+    // SAFETY: only a write(2) to a cgroup file between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        command.pre_exec(move || std::fs::write(&procs, b"0"));
+    }
+    let mut child = command.spawn().expect("spawn the hog");
+    let pid = child.id();
+    let mut victim = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while victim.is_none() && tokio::time::Instant::now() < deadline {
+        if let Ok(Some(KernelEvent::Oom(event))) =
+            tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
+            && event.header.tgid == pid
+        {
+            victim = Some(event);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir(&dir);
+    let victim = victim.expect("no OOM event for the hog");
+    assert_eq!(&victim.comm[..4], b"tail");
+    assert!(
+        victim.anon_rss_kb > 16 * 1024,
+        "anon RSS {} kB",
+        victim.anon_rss_kb
+    );
+}
