@@ -1,2 +1,323 @@
-//! The kill-switch: rules over the model, safety checks, and the pidfd-based killer.
-//! (Owned by the kill-switch work.)
+//! The kill-switch: rules over the model (threshold rules with sustain timers, orphan
+//! rules), safety checks (protect list, global rate limit, per-program backoff), and the
+//! executor that writes the kill log before it kills through a pidfd.
+//!
+//! [`Policy`] is pure bookkeeping over the model and decides; [`Executor`] acts. The
+//! daemon calls [`Policy::evaluate`] after every model update and hands each
+//! [`Decision`] to [`Executor::execute`].
+
+mod executor;
+mod explain;
+mod killer;
+mod ledger;
+mod orphan;
+mod protect;
+mod ratelimit;
+mod rules;
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    config::{Config, KillAction},
+    model::{Model, Process, ProcessKey},
+};
+
+pub use executor::{Executor, KillReport};
+pub use explain::{Explanation, RuleVerdict};
+pub use killer::KILL_CONFIRM;
+pub use ledger::{Ledger, OutcomeCount};
+pub use orphan::{Adopter, SUBREAPERS};
+pub use protect::{BUILTIN_COMMS, Protected};
+
+use ratelimit::{Backoff, RateLimiter};
+use rules::{OrphanRule, ThresholdRule};
+
+/// Why the policy could not be built from the config.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "rule {rule:?}: cannot look up user {user:?} in the user database: {source}; \
+         check /etc/passwd and NSS, or write the numeric uid"
+    )]
+    UserLookup {
+        rule: String,
+        user: String,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// Which kind of rule made a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    Threshold,
+    Orphan,
+}
+
+/// A process to kill now, and everything the executor, the kill log and the operator
+/// need to know about why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Decision {
+    pub rule: String,
+    pub kind: RuleKind,
+    /// The process as the model saw it at decision time; its `key` is what the executor
+    /// re-checks before signalling.
+    pub process: Process,
+    pub threshold: Option<u64>,
+    /// Why, in words ("rss 512 MiB above 300 MiB for 10s").
+    pub reason: String,
+    pub action: KillAction,
+    pub grace: Duration,
+    /// The rule's own dry run (the global one is the executor's).
+    pub dry_run: bool,
+}
+
+/// Decisions held back by the safety brakes, counted once per process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Suppressed {
+    pub rate_limit: u64,
+    pub backoff: u64,
+}
+
+/// The kill policy: rules, protect list, brakes and the state they keep between
+/// evaluations.
+#[derive(Debug)]
+pub struct Policy {
+    rules: Vec<ThresholdRule>,
+    orphans: Vec<OrphanRule>,
+    protect: protect::ProtectList,
+    /// When each (threshold rule, process) pair first went above the threshold.
+    sustain: HashMap<(usize, ProcessKey), Instant>,
+    /// Processes decided on, and when: not decided again while the executor may still be
+    /// at work on them.
+    decided: HashMap<ProcessKey, Instant>,
+    rate: RateLimiter,
+    backoff: Backoff,
+    /// Processes already counted as suppressed (so a process waiting out a brake is
+    /// counted and logged once, not on every scan).
+    held_back: HashSet<ProcessKey>,
+    suppressed: Suppressed,
+}
+
+impl Policy {
+    /// Compiles the config's rules and safety settings; `self_pid` is the guardian's own
+    /// pid, which is never killed.
+    pub fn new(config: &Config, self_pid: i32) -> Result<Policy, PolicyError> {
+        Ok(Policy {
+            rules: config
+                .rules()
+                .map(ThresholdRule::compile)
+                .collect::<Result<_, _>>()?,
+            orphans: config
+                .orphan_rules()
+                .map(OrphanRule::compile)
+                .collect::<Result<_, _>>()?,
+            protect: protect::ProtectList::new(&config.safety, self_pid),
+            sustain: HashMap::new(),
+            decided: HashMap::new(),
+            rate: RateLimiter::new(&config.safety),
+            backoff: Backoff::new(&config.safety),
+            held_back: HashSet::new(),
+            suppressed: Suppressed::default(),
+        })
+    }
+
+    /// True when the config has any rule at all (without rules the policy never decides).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty() || !self.orphans.is_empty()
+    }
+
+    /// Sustain bookkeeping over the whole model; returns the decisions due now, biggest
+    /// RSS first, after protect list, rate limit and backoff. Processes that left the
+    /// model are forgotten.
+    pub fn evaluate(&mut self, model: &Model, now: Instant) -> Vec<Decision> {
+        let uptime = if self.orphans.is_empty() {
+            None
+        } else {
+            orphan::read_uptime(Path::new("/proc"))
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "cannot read /proc/uptime; orphan rules wait");
+                })
+                .ok()
+        };
+        self.evaluate_at(model, now, uptime)
+    }
+
+    /// [`Policy::evaluate`] with the seconds since boot given (orphan ages count on it;
+    /// without it orphan rules do not fire).
+    pub(crate) fn evaluate_at(
+        &mut self,
+        model: &Model,
+        now: Instant,
+        uptime: Option<f64>,
+    ) -> Vec<Decision> {
+        self.sustain
+            .retain(|(_, key), _| model.process(key).is_some());
+        self.decided.retain(|key, _| model.process(key).is_some());
+        self.held_back.retain(|key| model.process(key).is_some());
+
+        let mut due = Vec::new();
+        for process in model.processes() {
+            if self.protect.check(process).is_none()
+                && let Some(decision) = self.due(process, model, now, uptime)
+            {
+                due.push(decision);
+            }
+        }
+        due.sort_by(|a, b| {
+            b.process
+                .memory
+                .rss
+                .cmp(&a.process.memory.rss)
+                .then(a.process.key.pid.cmp(&b.process.key.pid))
+        });
+        due.into_iter()
+            .filter(|decision| self.admit(decision, now))
+            .collect()
+    }
+
+    /// Updates the sustain timers of `process` and returns the first rule due on it:
+    /// threshold rules in config order, then orphan rules.
+    fn due(
+        &mut self,
+        process: &Process,
+        model: &Model,
+        now: Instant,
+        uptime: Option<f64>,
+    ) -> Option<Decision> {
+        let key = process.key;
+        let rss = process.memory.rss;
+        let mut first = None;
+        for (index, rule) in self.rules.iter().enumerate() {
+            let threshold = rule
+                .threshold_bytes(model.host.total)
+                .filter(|threshold| rss > *threshold && rule.matchers.matches(process));
+            let Some(threshold) = threshold else {
+                self.sustain.remove(&(index, key));
+                continue;
+            };
+            let since = *self.sustain.entry((index, key)).or_insert(now);
+            let above = now.saturating_duration_since(since);
+            if first.is_none() && above >= rule.sustain {
+                first = Some(Decision {
+                    rule: rule.name.clone(),
+                    kind: RuleKind::Threshold,
+                    process: process.clone(),
+                    threshold: Some(threshold),
+                    reason: format!(
+                        "rss {} above {} ({}) for {:.1}s (sustain {})",
+                        bytes(rss),
+                        bytes(threshold),
+                        rule.threshold,
+                        above.as_secs_f64(),
+                        humantime::format_duration(rule.sustain),
+                    ),
+                    action: rule.action,
+                    grace: rule.grace,
+                    dry_run: rule.dry_run,
+                });
+            }
+        }
+        if first.is_some() {
+            return first;
+        }
+        let uptime = uptime?;
+        self.orphans.iter().find_map(|rule| {
+            let adopter = orphan::adopter(process, model)?;
+            let age = orphan::age_secs(process, uptime);
+            (age > rule.older_than.as_secs_f64() && rule.matchers.matches(process)).then(|| {
+                Decision {
+                    rule: rule.name.clone(),
+                    kind: RuleKind::Orphan,
+                    process: process.clone(),
+                    threshold: None,
+                    reason: format!(
+                        "orphan ({adopter}), age {age:.0}s over {}",
+                        humantime::format_duration(rule.older_than)
+                    ),
+                    action: rule.action,
+                    grace: rule.grace,
+                    dry_run: rule.dry_run,
+                }
+            })
+        })
+    }
+
+    /// Passes a due decision through the brakes; records it when it passes.
+    fn admit(&mut self, decision: &Decision, now: Instant) -> bool {
+        let key = decision.process.key;
+        if let Some(at) = self.decided.get(&key)
+            && now.saturating_duration_since(*at) < decision.grace + KILL_CONFIRM
+        {
+            return false;
+        }
+        let program = Backoff::key(&decision.process);
+        if let Err(wait) = self.backoff.check(&program, now) {
+            if self.held_back.insert(key) {
+                self.suppressed.backoff += 1;
+                tracing::info!(
+                    rule = %decision.rule,
+                    pid = key.pid,
+                    comm = %decision.process.comm,
+                    wait_s = wait.as_secs_f64(),
+                    "kill held back: the same program was killed recently (backoff)"
+                );
+            }
+            return false;
+        }
+        if let Err(wait) = self.rate.check(now) {
+            if self.held_back.insert(key) {
+                self.suppressed.rate_limit += 1;
+                tracing::warn!(
+                    rule = %decision.rule,
+                    pid = key.pid,
+                    comm = %decision.process.comm,
+                    wait_s = wait.as_secs_f64(),
+                    "kill held back: safety.max_kills reached in this rate_window"
+                );
+            }
+            return false;
+        }
+        self.rate.record(now);
+        self.backoff.record(&program, now);
+        self.decided.insert(key, now);
+        self.held_back.remove(&key);
+        true
+    }
+
+    /// The threshold in bytes of the first rule matching this process (for trends'
+    /// time-to-limit).
+    pub fn threshold_for(&self, process: &Process, mem_total: u64) -> Option<u64> {
+        self.rules
+            .iter()
+            .find(|rule| rule.matchers.matches(process))
+            .and_then(|rule| rule.threshold_bytes(mem_total))
+    }
+
+    /// Decisions held back by the brakes since start.
+    pub fn suppressed(&self) -> Suppressed {
+        self.suppressed
+    }
+
+    /// Processes above a threshold and waiting out its sustain: (process, rule, since).
+    pub fn pending(&self) -> impl Iterator<Item = (ProcessKey, &str, Instant)> {
+        self.sustain
+            .iter()
+            .map(|((index, key), since)| (*key, self.rules[*index].name.as_str(), *since))
+    }
+}
+
+/// Bytes in IEC units, for messages.
+pub(crate) fn bytes(value: u64) -> String {
+    bytesize::ByteSize::b(value).display().iec().to_string()
+}
+
+#[cfg(test)]
+mod tests;

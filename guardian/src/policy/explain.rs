@@ -1,0 +1,376 @@
+//! `guardian explain`: everything the policy sees of one process and, for every rule
+//! and the protect list, whether it applies and why not.
+
+use std::{fmt, path::Path, time::Instant};
+
+use serde::Serialize;
+
+use crate::{
+    classify::Classification,
+    config::Scope,
+    model::{CgroupLine, MemoryUsage, Model, Process},
+};
+
+use super::{
+    Policy, RuleKind, bytes, orphan,
+    orphan::Adopter,
+    protect::Protected,
+    ratelimit::Backoff,
+    rules::{Check, CompiledMatchers, host_unit},
+};
+
+/// One condition of a rule and whether it holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Whether one rule applies to the process.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleVerdict {
+    pub rule: String,
+    pub kind: RuleKind,
+    /// Every condition holds (the decision may still wait for sustain or a brake).
+    pub applies: bool,
+    pub threshold_bytes: Option<u64>,
+    pub checks: Vec<CheckResult>,
+}
+
+/// What the guardian sees of one process.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub pid: i32,
+    pub start_ticks: u64,
+    pub ppid: i32,
+    pub uid: u32,
+    pub user: Option<String>,
+    pub comm: String,
+    /// Redacted.
+    pub cmdline: String,
+    pub memory: MemoryUsage,
+    pub age_secs: Option<f64>,
+    pub oom_score_adj: i32,
+    pub cgroups: Vec<CgroupLine>,
+    pub memory_cgroup: Option<String>,
+    pub classification: Classification,
+    pub mem_total_bytes: u64,
+    /// Why it is never killed, when it is protected.
+    pub protected: Option<Protected>,
+    pub orphan: Option<Adopter>,
+    /// Seconds until the same program may be killed again (per-program backoff).
+    pub backoff_wait_s: Option<f64>,
+    /// Decisions made in the current `safety.rate_window`, of `safety.max_kills`.
+    pub rate_limit_used: usize,
+    pub rules: Vec<RuleVerdict>,
+}
+
+impl Policy {
+    /// Identity, RSS, cgroup paths, classification, and for every rule (and the protect
+    /// list) whether it applies and why not.
+    pub fn explain(&self, process: &Process, model: &Model) -> Explanation {
+        let now = Instant::now();
+        let uptime = orphan::read_uptime(Path::new("/proc")).ok();
+        let mem_total = model.host.total;
+        let adopter = orphan::adopter(process, model);
+        let age = uptime.map(|uptime| orphan::age_secs(process, uptime));
+        let mut rules = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            let mut checks = matcher_checks(&rule.matchers, process);
+            let threshold = rule.threshold_bytes(mem_total);
+            let rss = process.memory.rss;
+            checks.push(match threshold {
+                Some(limit) => CheckResult {
+                    check: "threshold",
+                    ok: rss > limit,
+                    detail: format!(
+                        "rss {} {} {} ({})",
+                        bytes(rss),
+                        if rss > limit {
+                            "is above"
+                        } else {
+                            "is not above"
+                        },
+                        bytes(limit),
+                        rule.threshold
+                    ),
+                },
+                None => CheckResult {
+                    check: "threshold",
+                    ok: false,
+                    detail: format!("{} cannot resolve: MemTotal is unknown", rule.threshold),
+                },
+            });
+            let sustain = humantime::format_duration(rule.sustain);
+            let detail = match self.sustain.get(&(index, process.key)) {
+                Some(since) => format!(
+                    "above the threshold for {:.1}s of the {sustain} required",
+                    now.saturating_duration_since(*since).as_secs_f64()
+                ),
+                None => format!("must stay above the threshold for {sustain}"),
+            };
+            checks.push(CheckResult {
+                check: "sustain",
+                ok: true,
+                detail,
+            });
+            rules.push(verdict(&rule.name, RuleKind::Threshold, threshold, checks));
+        }
+        for rule in &self.orphans {
+            let mut checks = matcher_checks(&rule.matchers, process);
+            checks.push(CheckResult {
+                check: "orphan",
+                ok: adopter.is_some(),
+                detail: match &adopter {
+                    Some(adopter) => format!("orphan: {adopter}"),
+                    None => format!(
+                        "parent {} is neither PID 1 nor a known subreaper",
+                        process.ppid
+                    ),
+                },
+            });
+            let older_than = humantime::format_duration(rule.older_than);
+            checks.push(match age {
+                Some(age) => CheckResult {
+                    check: "age",
+                    ok: age > rule.older_than.as_secs_f64(),
+                    detail: format!("age {age:.0}s, must be over {older_than}"),
+                },
+                None => CheckResult {
+                    check: "age",
+                    ok: false,
+                    detail: "age unknown (/proc/uptime unreadable)".to_string(),
+                },
+            });
+            rules.push(verdict(&rule.name, RuleKind::Orphan, None, checks));
+        }
+        Explanation {
+            pid: process.key.pid,
+            start_ticks: process.key.start_ticks,
+            ppid: process.ppid,
+            uid: process.uid,
+            user: nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(process.uid))
+                .ok()
+                .flatten()
+                .map(|user| user.name),
+            comm: process.comm.clone(),
+            cmdline: crate::audit::redact_cmdline(&process.cmdline_text()),
+            memory: process.memory,
+            age_secs: age,
+            oom_score_adj: process.oom_score_adj,
+            cgroups: process.cgroups.clone(),
+            memory_cgroup: process.memory_cgroup.clone(),
+            classification: process.class.clone(),
+            mem_total_bytes: mem_total,
+            protected: self.protect.check(process),
+            orphan: adopter,
+            backoff_wait_s: self
+                .backoff
+                .check(&Backoff::key(process), now)
+                .err()
+                .map(|wait| wait.as_secs_f64()),
+            rate_limit_used: self.rate.used(now),
+            rules,
+        }
+    }
+}
+
+fn verdict(
+    rule: &str,
+    kind: RuleKind,
+    threshold_bytes: Option<u64>,
+    checks: Vec<CheckResult>,
+) -> RuleVerdict {
+    RuleVerdict {
+        rule: rule.to_string(),
+        kind,
+        applies: checks.iter().all(|check| check.ok),
+        threshold_bytes,
+        checks,
+    }
+}
+
+/// The scope and every matcher the rule sets, with what the process has.
+fn matcher_checks(matchers: &CompiledMatchers, process: &Process) -> Vec<CheckResult> {
+    Check::ALL
+        .iter()
+        .filter_map(|check| {
+            let ok = matchers.test(*check, process)?;
+            Some(CheckResult {
+                check: check.name(),
+                ok,
+                detail: describe(*check, ok, matchers, process),
+            })
+        })
+        .collect()
+}
+
+fn describe(check: Check, ok: bool, matchers: &CompiledMatchers, process: &Process) -> String {
+    let verb = if ok { "matches" } else { "does not match" };
+    match check {
+        Check::Scope => format!(
+            "scope {}: the process is {}{}",
+            scope_name(matchers.scope),
+            describe_class(&process.class),
+            if matches!(
+                process.class,
+                Classification::Unknown | Classification::Group { .. }
+            ) {
+                " (neither host nor container: only scope any takes it)"
+            } else {
+                ""
+            }
+        ),
+        Check::Comm => format!("comm {:?} {verb} {:?}", process.comm, matchers.comm),
+        Check::Cmdline => format!(
+            "cmdline {verb} /{}/",
+            matchers.cmdline.as_ref().map_or("", |p| p.0.as_str())
+        ),
+        Check::User => {
+            let written: Vec<String> = matchers
+                .users
+                .iter()
+                .map(|user| match user.uid {
+                    Some(uid) => format!("{} (uid {uid})", user.written),
+                    None => format!("{} (unknown here)", user.written),
+                })
+                .collect();
+            format!("uid {} {verb} [{}]", process.uid, written.join(", "))
+        }
+        Check::Cgroup => match &process.memory_cgroup {
+            Some(path) => format!(
+                "memory cgroup {path:?} {verb} {:?}",
+                matchers.cgroup.as_ref().map_or("", |g| g.0.as_str())
+            ),
+            None => "no memory cgroup known".to_string(),
+        },
+        Check::Unit => match host_unit(&process.class) {
+            Some(unit) => format!(
+                "unit {unit:?} {verb} {:?}",
+                matchers.unit.as_ref().map_or("", |g| g.0.as_str())
+            ),
+            None => "no systemd unit (not a host process in a unit)".to_string(),
+        },
+    }
+}
+
+fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Host => "host",
+        Scope::Container => "container",
+        Scope::Any => "any",
+    }
+}
+
+/// "host process (unit nginx.service)", "container (runtime docker, id 1f2e...)".
+pub(crate) fn describe_class(class: &Classification) -> String {
+    match class {
+        Classification::Host { unit: Some(unit) } => format!("a host process (unit {unit})"),
+        Classification::Host { unit: None } => "a host process (no unit)".to_string(),
+        Classification::Unknown => "in an unknown cgroup layout".to_string(),
+        Classification::Container { .. } => format!("in a container ({})", class_details(class)),
+        Classification::Group { .. } => format!(
+            "in a runtime-managed cgroup that is not a container ({})",
+            class_details(class)
+        ),
+    }
+}
+
+/// The fields of a classification as "name value" pairs ("runtime docker, id 1f2e...").
+fn class_details(class: &Classification) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(class) else {
+        return String::new();
+    };
+    fields
+        .iter()
+        .filter(|(name, value)| *name != "kind" && !value.is_null())
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => format!("{name} {text}"),
+            value => format!("{name} {value}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pid {} (start {} ticks), parent {}",
+            self.pid, self.start_ticks, self.ppid
+        )?;
+        writeln!(f, "  comm     {}", self.comm)?;
+        writeln!(f, "  cmdline  {}", self.cmdline)?;
+        let user = self.user.as_deref().unwrap_or("?");
+        writeln!(f, "  user     {user} (uid {})", self.uid)?;
+        let m = &self.memory;
+        writeln!(
+            f,
+            "  memory   rss {} (anon {}, file {}, shmem {}), swap {}; MemTotal {}",
+            bytes(m.rss),
+            bytes(m.anon),
+            bytes(m.file),
+            bytes(m.shmem),
+            bytes(m.swap),
+            bytes(self.mem_total_bytes)
+        )?;
+        if let Some(age) = self.age_secs {
+            writeln!(f, "  age      {age:.0}s")?;
+        }
+        writeln!(f, "  oom_score_adj {}", self.oom_score_adj)?;
+        writeln!(f, "  class    {}", describe_class(&self.classification))?;
+        writeln!(
+            f,
+            "  memory cgroup {}",
+            self.memory_cgroup.as_deref().unwrap_or("-")
+        )?;
+        for line in &self.cgroups {
+            writeln!(
+                f,
+                "    {}:{}:{}",
+                line.hierarchy,
+                line.controllers.join(","),
+                line.path
+            )?;
+        }
+        if let Some(adopter) = &self.orphan {
+            writeln!(f, "  orphan   {adopter}")?;
+        }
+        match &self.protected {
+            Some(reason) => writeln!(f, "protected: {reason}; no rule will kill it")?,
+            None => writeln!(f, "protect list: not protected")?,
+        }
+        if let Some(wait) = self.backoff_wait_s {
+            writeln!(
+                f,
+                "backoff: the same program was killed recently; {wait:.0}s to wait"
+            )?;
+        }
+        writeln!(
+            f,
+            "kills in the current rate window: {}",
+            self.rate_limit_used
+        )?;
+        if self.rules.is_empty() {
+            writeln!(f, "no rules configured: nothing will be killed")?;
+        }
+        for rule in &self.rules {
+            let verdict = match (rule.applies, &self.protected) {
+                (true, None) => "APPLIES",
+                (true, Some(_)) => "would apply, but the process is protected",
+                (false, _) => "does not apply",
+            };
+            let kind = match rule.kind {
+                RuleKind::Threshold => "rule",
+                RuleKind::Orphan => "orphan rule",
+            };
+            writeln!(f, "{kind} {:?}: {verdict}", rule.rule)?;
+            for check in &rule.checks {
+                let mark = if check.ok { "ok " } else { "NO " };
+                writeln!(f, "  {mark} {:<9} {}", check.check, check.detail)?;
+            }
+        }
+        Ok(())
+    }
+}

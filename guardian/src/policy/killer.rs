@@ -1,0 +1,261 @@
+//! Killing one process safely through a pidfd, so a reused pid is never signalled.
+//!
+//! The start time in `/proc/PID/stat` is compared with the decision's [`ProcessKey`]
+//! before the pidfd is opened and again after: if the pid changed hands before the open,
+//! the second read shows the new owner's start time, and a pidfd, once open, always
+//! names the process it was opened on. Signals go through `pidfd_send_signal`; the pidfd
+//! turns readable when the process exits, which is how the exit is confirmed.
+
+use std::{
+    io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use nix::errno::Errno;
+use tokio::io::unix::AsyncFd;
+
+use crate::{audit::OutcomeKind, config::KillAction, model::ProcessKey};
+
+/// How long the killer waits for the exit after SIGKILL before it reports `survived`
+/// (tearing down many GiB takes a moment; a process stuck in the kernel takes longer).
+pub const KILL_CONFIRM: Duration = Duration::from_secs(10);
+
+/// What a kill attempt came to.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct KillResult {
+    pub outcome: OutcomeKind,
+    pub signals_sent: Vec<String>,
+    /// From the first signal to the exit.
+    pub time_to_exit: Option<Duration>,
+    pub detail: Option<String>,
+}
+
+impl KillResult {
+    fn not_signalled(outcome: OutcomeKind, detail: String) -> Self {
+        KillResult {
+            outcome,
+            signals_sent: Vec::new(),
+            time_to_exit: None,
+            detail: Some(detail),
+        }
+    }
+}
+
+/// The start time (field 22 of `PROC/PID/stat`), or `None` when the pid is free.
+pub(crate) fn read_start_ticks(proc_root: &Path, pid: i32) -> io::Result<Option<u64>> {
+    let path = proc_root.join(pid.to_string()).join("stat");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error)
+            if matches!(error.kind(), io::ErrorKind::NotFound)
+                || error.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    // The comm in parentheses may hold spaces and parentheses: fields restart after the
+    // last ')'. Field 3 (state) is the first after it, so field 22 is the 20th.
+    text.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|field| field.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: no start time in {text:?}", path.display()),
+            )
+        })
+}
+
+/// An open pidfd.
+struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    fn open(pid: i32) -> Result<Pidfd, Errno> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor that
+        // nothing else owns.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: `fd` is a fresh, valid descriptor owned by nobody else.
+        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    /// Registers the pidfd with the runtime's reactor, to await its readability.
+    fn into_async(self) -> io::Result<AsyncFd<OwnedFd>> {
+        // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which owns it until it is
+        // dropped: the descriptor stays open and names the same pidfd all along.
+        unsafe { AsyncFd::register_with_interest(self.0, tokio::io::Interest::READABLE) }
+            .map_err(|error| error.into_parts().1)
+    }
+
+    fn send(&self, signal: libc::c_int) -> Result<(), Errno> {
+        Pidfd::send_raw(&self.0, signal)
+    }
+
+    fn send_raw(fd: &OwnedFd, signal: libc::c_int) -> Result<(), Errno> {
+        // SAFETY: the pidfd is open; a null siginfo and zero flags are valid arguments.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if result < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the pidfd is readable (the process exited) or `timeout` passes.
+async fn wait_exit(fd: &AsyncFd<OwnedFd>, timeout: Duration) -> io::Result<bool> {
+    match tokio::time::timeout(timeout, fd.readable()).await {
+        Ok(Ok(_guard)) => Ok(true),
+        Ok(Err(error)) => Err(error),
+        Err(_elapsed) => Ok(false),
+    }
+}
+
+/// Kills the process `key` names, if it still is the process holding that pid: SIGTERM
+/// then SIGKILL after `grace` (or SIGKILL at once), and waits for the exit.
+pub(crate) async fn kill(
+    proc_root: &Path,
+    key: ProcessKey,
+    action: KillAction,
+    grace: Duration,
+) -> KillResult {
+    if let Err(result) = same_process(proc_root, key, "before opening a pidfd") {
+        return result;
+    }
+    let pidfd = match Pidfd::open(key.pid) {
+        Ok(pidfd) => pidfd,
+        Err(errno) => return errno_result(errno, key, "pidfd_open", Vec::new()),
+    };
+    if let Err(result) = same_process(proc_root, key, "after opening its pidfd") {
+        return result;
+    }
+    let first = match action {
+        KillAction::Term => (libc::SIGTERM, "SIGTERM"),
+        KillAction::Kill => (libc::SIGKILL, "SIGKILL"),
+    };
+    if let Err(errno) = pidfd.send(first.0) {
+        return errno_result(errno, key, "pidfd_send_signal", Vec::new());
+    }
+    let start = Instant::now();
+    let mut sent = vec![first.1.to_string()];
+    let fd = match pidfd.into_async() {
+        Ok(fd) => fd,
+        Err(error) => {
+            return KillResult {
+                outcome: OutcomeKind::Failed,
+                signals_sent: sent,
+                time_to_exit: None,
+                detail: Some(format!("pid {}: cannot poll its pidfd: {error}", key.pid)),
+            };
+        }
+    };
+    let first_wait = match action {
+        KillAction::Term => grace,
+        KillAction::Kill => KILL_CONFIRM,
+    };
+    let exited = wait_exit(&fd, first_wait).await;
+    if action == KillAction::Kill || !matches!(exited, Ok(false)) {
+        return exit_result(key, sent, start, exited);
+    }
+    // Still alive after the grace period.
+    match Pidfd::send_raw(fd.get_ref(), libc::SIGKILL) {
+        // It exited (and was reaped) between the wait and SIGKILL.
+        Err(Errno::ESRCH) => return exit_result(key, sent, start, Ok(true)),
+        Err(errno) => return errno_result(errno, key, "pidfd_send_signal SIGKILL", sent),
+        Ok(()) => sent.push("SIGKILL".to_string()),
+    }
+    let exited = wait_exit(&fd, KILL_CONFIRM).await;
+    exit_result(key, sent, start, exited)
+}
+
+fn exit_result(
+    key: ProcessKey,
+    signals_sent: Vec<String>,
+    start: Instant,
+    exited: io::Result<bool>,
+) -> KillResult {
+    match exited {
+        Ok(true) => KillResult {
+            outcome: OutcomeKind::Exited,
+            signals_sent,
+            time_to_exit: Some(start.elapsed()),
+            detail: None,
+        },
+        Ok(false) => KillResult {
+            outcome: OutcomeKind::Survived,
+            detail: Some(format!(
+                "pid {} still alive {}s after {}",
+                key.pid,
+                KILL_CONFIRM.as_secs(),
+                signals_sent.last().map_or("the signal", String::as_str),
+            )),
+            signals_sent,
+            time_to_exit: None,
+        },
+        Err(error) => KillResult {
+            outcome: OutcomeKind::Failed,
+            signals_sent,
+            time_to_exit: None,
+            detail: Some(format!(
+                "pid {}: waiting for the exit failed: {error}",
+                key.pid
+            )),
+        },
+    }
+}
+
+/// `Ok` when `pid` still belongs to the process `key` names.
+fn same_process(proc_root: &Path, key: ProcessKey, when: &str) -> Result<(), KillResult> {
+    match read_start_ticks(proc_root, key.pid) {
+        Ok(Some(ticks)) if ticks == key.start_ticks => Ok(()),
+        Ok(Some(ticks)) => Err(KillResult::not_signalled(
+            OutcomeKind::Vanished,
+            format!(
+                "pid {} now belongs to another process (start time {ticks}, decided on {}) \
+                 {when}; not signalled",
+                key.pid, key.start_ticks
+            ),
+        )),
+        Ok(None) => Err(KillResult::not_signalled(
+            OutcomeKind::Vanished,
+            format!("pid {} exited {when}; not signalled", key.pid),
+        )),
+        Err(error) => Err(KillResult::not_signalled(
+            OutcomeKind::Failed,
+            format!(
+                "pid {}: cannot read its start time {when}: {error}; not signalled",
+                key.pid
+            ),
+        )),
+    }
+}
+
+fn errno_result(errno: Errno, key: ProcessKey, call: &str, sent: Vec<String>) -> KillResult {
+    let outcome = match errno {
+        Errno::ESRCH => OutcomeKind::Vanished,
+        Errno::EPERM | Errno::EACCES => OutcomeKind::PermissionDenied,
+        _ => OutcomeKind::Failed,
+    };
+    KillResult {
+        outcome,
+        signals_sent: sent,
+        time_to_exit: None,
+        detail: Some(format!("pid {}: {call}: {}", key.pid, errno.desc())),
+    }
+}
+
+#[cfg(test)]
+mod tests;
