@@ -93,20 +93,15 @@ impl KillLog {
     /// Appends an intent record (command line and reason redacted) and fsyncs it before
     /// returning its sequence number. On error nothing was added to the log.
     pub fn write_intent(&mut self, intent: &Intent) -> Result<u64, AuditError> {
-        let mut intent = intent.clone();
-        intent.cmdline = cap(redact_cmdline(&intent.cmdline));
-        intent.reason = redact_cmdline(&intent.reason);
-        let payload = serde_json::to_value(&intent);
-        self.append(RecordKind::Intent, payload)
+        let fields = intent_fields(intent);
+        self.append(RecordKind::Intent, fields)
     }
 
     /// Appends an outcome record (detail redacted), fsynced before returning its
     /// sequence number. On error nothing was added to the log.
     pub fn write_outcome(&mut self, outcome: &Outcome) -> Result<u64, AuditError> {
-        let mut outcome = outcome.clone();
-        outcome.detail = outcome.detail.as_deref().map(redact_cmdline);
-        let payload = serde_json::to_value(&outcome);
-        self.append(RecordKind::Outcome, payload)
+        let fields = outcome_fields(outcome);
+        self.append(RecordKind::Outcome, fields)
     }
 
     /// The current file's path (the configured one).
@@ -137,11 +132,9 @@ impl KillLog {
     fn append(
         &mut self,
         kind: RecordKind,
-        payload: Result<Value, serde_json::Error>,
+        fields: Result<Map<String, Value>, AuditError>,
     ) -> Result<u64, AuditError> {
-        let result = payload
-            .map_err(AuditError::from)
-            .and_then(|payload| self.try_append(kind, payload));
+        let result = fields.and_then(|fields| self.try_append(kind, fields));
         match &result {
             Ok(_) => self.records_written += 1,
             Err(error) => {
@@ -152,25 +145,16 @@ impl KillLog {
         result
     }
 
-    fn try_append(&mut self, kind: RecordKind, payload: Value) -> Result<u64, AuditError> {
+    fn try_append(
+        &mut self,
+        kind: RecordKind,
+        fields: Map<String, Value>,
+    ) -> Result<u64, AuditError> {
         if self.dirty {
             self.cut_failed_write()?;
         }
         let seq = self.next_seq;
-        let mut record = match payload {
-            Value::Object(fields) => fields,
-            _ => Map::new(),
-        };
-        record.insert("v".into(), FORMAT_VERSION.into());
-        record.insert("seq".into(), seq.into());
-        record.insert(
-            "time".into(),
-            OffsetDateTime::now_utc().format(&Rfc3339)?.into(),
-        );
-        record.insert("host".into(), self.host.clone().into());
-        record.insert("kind".into(), kind.as_str().into());
-        record.insert("prev_hash".into(), self.last_hash.clone().into());
-        let (line, hash) = chain::seal(&record);
+        let (line, hash) = seal_record(kind, fields, seq, &self.host, &self.last_hash)?;
         if self.len > 0 && self.len + line.len() as u64 > self.max_file_bytes {
             self.rotate();
         }
@@ -240,6 +224,53 @@ impl KillLog {
         };
         Ok(self.file.insert(file))
     }
+}
+
+/// The fields of an intent record: command line and reason redacted, the command line
+/// capped at [`MAX_CMDLINE_BYTES`].
+pub fn intent_fields(intent: &Intent) -> Result<Map<String, Value>, AuditError> {
+    let mut intent = intent.clone();
+    intent.cmdline = cap(redact_cmdline(&intent.cmdline));
+    intent.reason = redact_cmdline(&intent.reason);
+    object(serde_json::to_value(&intent)?)
+}
+
+/// The fields of an outcome record: detail redacted.
+pub fn outcome_fields(outcome: &Outcome) -> Result<Map<String, Value>, AuditError> {
+    let mut outcome = outcome.clone();
+    outcome.detail = outcome.detail.as_deref().map(redact_cmdline);
+    object(serde_json::to_value(&outcome)?)
+}
+
+fn object(value: Value) -> Result<Map<String, Value>, AuditError> {
+    match value {
+        Value::Object(fields) => Ok(fields),
+        other => Err(AuditError::Encode(serde::ser::Error::custom(format!(
+            "a record serialized to {other}, not to an object"
+        )))),
+    }
+}
+
+/// Adds the envelope (`v`, `seq`, `time` now, `host`, `kind`, `prev_hash`) to a record's
+/// fields and seals it: the line to append and its hash.
+pub fn seal_record(
+    kind: RecordKind,
+    mut record: Map<String, Value>,
+    seq: u64,
+    host: &str,
+    prev_hash: &str,
+) -> Result<(Vec<u8>, String), AuditError> {
+    record.insert("v".into(), FORMAT_VERSION.into());
+    record.insert("seq".into(), seq.into());
+    record.insert(
+        "time".into(),
+        OffsetDateTime::now_utc().format(&Rfc3339)?.into(),
+    );
+    record.insert("host".into(), host.into());
+    record.insert("kind".into(), kind.as_str().into());
+    record.insert("prev_hash".into(), prev_hash.into());
+    record.remove("hash");
+    Ok(chain::seal(&record))
 }
 
 /// Takes the exclusive lock `.<name>.lock` beside the log.

@@ -1,5 +1,6 @@
 //! The command line: one module per command, each a thin layer over the library.
 
+mod audit;
 mod check_config;
 mod run;
 
@@ -27,6 +28,8 @@ pub enum Command {
         /// The config file to check.
         path: PathBuf,
     },
+    /// Check (`verify`) and read (`list`) the kill log.
+    Audit(audit::AuditArgs),
 }
 
 /// Flags of `guardian run`; each overrides the config file.
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::CheckConfig { path } => check_config::check_config(&path),
+        Command::Audit(args) => audit::audit(args),
     }
 }
