@@ -2,3 +2,4 @@
 //! cgroups, Docker engine and Prometheus. One module per area.
 
 mod common;
+mod systemd;

@@ -2,6 +2,7 @@
 
 mod audit;
 mod check_config;
+pub mod logging;
 mod run;
 
 use std::{path::PathBuf, process::ExitCode};
