@@ -1,6 +1,9 @@
 //! HTTP on loopback: `/metrics`, `/healthz` and the JSON API under `/api/v1/`.
 
-mod metrics;
+mod api;
+pub mod metrics;
+#[cfg(test)]
+mod tests;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -30,17 +33,30 @@ pub async fn serve(
         .map_err(|source| HttpError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "listening");
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::metrics))
-        .with_state(state);
+    let app = router(state);
     Ok(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(%error, "HTTP server failed");
         }
     }))
 }
 
+/// Every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/processes", get(api::processes))
+        .route("/api/v1/cgroups", get(api::cgroups))
+        .route("/api/v1/oom-events", get(api::oom_events))
+        .with_state(state)
+}
+
+/// 200 while the pipeline delivers fresh data, 503 once it is stale.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let staleness = state.staleness();
     if state.is_fresh() {

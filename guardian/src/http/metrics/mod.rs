@@ -1,0 +1,87 @@
+//! `/metrics`: the guardian's Prometheus exposition, built from the model at scrape time
+//! by one custom collector (no per-series state to keep in sync, so a process that exits
+//! is simply absent from the next scrape). OpenMetrics text, or the classic 0.0.4 text
+//! format when the scraper prefers `text/plain`.
+
+mod cgroups;
+mod exposition;
+mod families;
+mod host;
+mod labels;
+mod processes;
+mod self_metrics;
+#[cfg(test)]
+mod tests;
+
+use std::{collections::HashSet, fmt, sync::Arc};
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    collector::Collector, encoding::DescriptorEncoder, encoding::text::encode, registry::Registry,
+};
+
+pub use exposition::Format;
+
+use crate::{daemon::AppState, model::ProcessKey};
+
+/// GET /metrics.
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = Format::negotiate(accept);
+    match render(&state, format) {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(fmt::Error) => {
+            tracing::error!("encoding metrics failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding metrics failed\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The whole exposition in `format`, from the state as it is now.
+pub fn render(state: &Arc<AppState>, format: Format) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StateCollector(Arc::clone(state))));
+    let mut body = String::with_capacity(64 * 1024);
+    encode(&mut body, &registry)?;
+    Ok(match format {
+        Format::OpenMetrics => body,
+        Format::Text => exposition::to_classic(&body),
+    })
+}
+
+/// Reads the shared state on every scrape.
+#[derive(Debug)]
+struct StateCollector(Arc<AppState>);
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let state = &*self.0;
+        let config = state.config();
+        let always = always_exported(state);
+        let model = state
+            .model
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self_metrics::encode(state, &model, &mut encoder)?;
+        host::encode(&model, &mut encoder)?;
+        let cgroups = cgroups::select(&model, config.metrics.max_cgroups);
+        cgroups::encode(&cgroups, &mut encoder)?;
+        let processes = processes::select(&model, config.metrics.top_processes, &always);
+        processes::encode(&processes, &mut encoder)
+    }
+}
+
+/// Processes exported whatever their rank.
+fn always_exported(_state: &AppState) -> HashSet<ProcessKey> {
+    HashSet::new()
+}
