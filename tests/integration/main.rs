@@ -1,5 +1,6 @@
 //! Integration tests: the real `guardian` binary against the real kernel, processes,
 //! cgroups, Docker engine and Prometheus. One module per area.
 
+mod audit;
 mod common;
 mod systemd;

@@ -21,6 +21,9 @@ use super::AuditError;
 pub struct Decision {
     pub intent: Option<Map<String, Value>>,
     pub outcome: Option<Map<String, Value>>,
+    /// The records' lines exactly as logged (they verify as they are).
+    #[serde(skip)]
+    pub lines: Vec<String>,
 }
 
 /// What reading the log ran into, besides decisions: lines that are not records.
@@ -125,6 +128,8 @@ pub fn read_decisions(files: &[PathBuf]) -> Result<Listing, AuditError> {
                 continue;
             };
             let decision = by_seq.entry(key).or_default();
+            let text = String::from_utf8_lossy(&line);
+            decision.lines.push(text.trim_end_matches('\n').to_string());
             if kind == Some("intent") {
                 decision.intent = Some(record);
             } else {

@@ -126,10 +126,8 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         .filter(|decision| filter.matches(decision))
         .collect();
     if args.json {
-        for decision in decisions {
-            for record in [&decision.intent, &decision.outcome].into_iter().flatten() {
-                println!("{}", serde_json::to_string(record)?);
-            }
+        for line in decisions.iter().flat_map(|decision| &decision.lines) {
+            println!("{line}");
         }
     } else {
         print!("{}", list::format_table(&decisions));
