@@ -399,3 +399,129 @@ fn audit_read_only_disk_fails_open_naming_path_and_error() {
     assert!(error.contains("Read-only file system"), "{error}");
     assert!(error.contains(&fs_.path().display().to_string()), "{error}");
 }
+
+/// Set in the environment of [`audit_crash_writer_child`]'s process: "LOG|PID,PID,...".
+const CRASH_CHILD_ENV: &str = "GUARDIAN_AUDIT_CRASH_CHILD";
+
+/// Not a test on its own (returns at once without its variable): the writer that
+/// [`audit_log_survives_sigkill_at_random_moments_during_kills`] runs in a child process
+/// and SIGKILLs. For each pid: intent (fsynced), SIGKILL, outcome, as the kill-switch does.
+#[test]
+fn audit_crash_writer_child() {
+    let Ok(spec) = std::env::var(CRASH_CHILD_ENV) else {
+        return;
+    };
+    let (path, pids) = spec.split_once('|').expect("LOG|PIDS");
+    let mut log = KillLog::open(&config(PathBuf::from(path))).expect("open");
+    for pid in pids.split(',').map(|pid| pid.parse::<i32>().expect("pid")) {
+        let seq = log.write_intent(&intent(pid, "crash")).expect("intent");
+        // Only the test's own `sleep` processes, started by the parent test.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        log.write_outcome(&outcome(seq, pid, "crash", OutcomeKind::Exited))
+            .expect("outcome");
+    }
+}
+
+/// The crash acceptance test at the kill-log level: the writer is SIGKILLed at random
+/// moments while it kills; every killed process has an intent record, and the log
+/// verifies (a torn tail allowed) after each restart continues the chain.
+#[test]
+fn audit_log_survives_sigkill_at_random_moments_during_kills() {
+    use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+
+    const VICTIMS: usize = 150;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kills.jsonl");
+    let tag = marker("audit-crash");
+    let mut victims: Vec<std::process::Child> = (0..VICTIMS)
+        .map(|_| {
+            Command::new("sleep")
+                .arg0(&tag)
+                .arg("1000")
+                .spawn()
+                .expect("spawn sleep")
+        })
+        .collect();
+    struct Reap<'a>(&'a mut Vec<std::process::Child>);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            for victim in self.0.iter_mut() {
+                let _ = victim.kill();
+                let _ = victim.wait();
+            }
+        }
+    }
+    let victims = Reap(&mut victims);
+    let mut killed: Vec<i32> = Vec::new();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |t| t.subsec_nanos() as u64 | 1);
+    let mut crashes = 0;
+    for round in 0..300 {
+        let remaining: Vec<String> = victims
+            .0
+            .iter()
+            .filter(|victim| !killed.contains(&(victim.id() as i32)))
+            .map(|victim| victim.id().to_string())
+            .collect();
+        if remaining.is_empty() {
+            break;
+        }
+        let mut writer = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "audit::audit_crash_writer_child",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(
+                CRASH_CHILD_ENV,
+                format!("{}|{}", path.display(), remaining.join(",")),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn writer");
+        // The last rounds run to completion; the others die at a random moment.
+        if round < 60 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::thread::sleep(std::time::Duration::from_micros(seed % 25_000));
+            let _ = writer.kill();
+        }
+        let status = writer.wait().expect("wait writer");
+        if status.signal() == Some(9) {
+            crashes += 1;
+        } else {
+            assert!(status.success(), "writer failed: {status}");
+        }
+        for victim in victims.0.iter_mut() {
+            if let Ok(Some(status)) = victim.try_wait() {
+                assert_eq!(status.signal(), Some(9), "a victim died otherwise");
+                killed.push(victim.id() as i32);
+            }
+        }
+        killed.sort_unstable();
+        killed.dedup();
+    }
+    assert_eq!(killed.len(), VICTIMS, "not every victim was killed");
+    eprintln!("writer SIGKILLed {crashes} times");
+
+    let (code, out, err) = verify_path(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    let intents: Vec<i64> = lines(&path)
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["kind"] == "intent")
+        .filter_map(|record| record["pid"].as_i64())
+        .collect();
+    for pid in &killed {
+        assert!(
+            intents.contains(&i64::from(*pid)),
+            "pid {pid} was killed without an intent record"
+        );
+    }
+}
