@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's commands. `run` and `test` are the README's two commands;
 //! both install what is missing first (see `setup`).
 
+mod bench;
+mod bench_scrape;
 mod cmd;
 mod setup;
 mod test;
@@ -33,6 +35,9 @@ enum Command {
     },
     /// Every check and test: fmt, clippy (warnings denied), unit and integration tests.
     Test,
+    /// Measured figures of issues 4, 5 and 7, each as a ratio against a baseline run
+    /// beside it, with the target (release binaries; needs root).
+    Bench(bench::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         ),
         Command::Run { args } => run(&root, &args),
         Command::Test => test::test(&root),
+        Command::Bench(options) => bench::bench(&root, &options),
     }
 }
 

@@ -1,17 +1,33 @@
 //! memhog: a test workload for guardian's integration tests and benchmarks.
 //!
-//! `memhog [--rss MIB] [--grow MIB_PER_S] [--max MIB] [--ignore-term] [--marker TEXT]`
+//! `memhog [--rss MIB] [--grow MIB_PER_S] [--max MIB] [--ignore-term] [--marker TEXT]
+//!         [--exit] [--mark MIB] [--wait-stdin]`
 //! touches `--rss` MiB at once, then `--grow` MiB per second until `--max` (or forever),
 //! and prints `ready` on stdout once the first allocation is resident. The marker only
 //! lands in argv so tests can match their own processes and nothing else.
+//!
+//! For benchmarks: `--exit` touches `--rss` MiB and exits at once (a page-fault storm);
+//! `--wait-stdin` waits for a line on stdin after `ready` before growing (so a benchmark
+//! can let the guardian learn of the process first); `--mark MIB` prints
+//! `crossing <CLOCK_MONOTONIC ns>` right after the resident set (as it was at start, plus
+//! every page touched since) passes MIB, so a kill latency can be timed from that moment.
 
-use std::{io::Write as _, thread, time::Duration};
+use std::{
+    io::{BufRead as _, Write as _},
+    thread,
+    time::Duration,
+};
+
+const PAGE: usize = 4096;
 
 struct Args {
     rss_mib: usize,
     grow_mib_per_s: f64,
     max_mib: Option<usize>,
     ignore_term: bool,
+    exit: bool,
+    mark_mib: Option<usize>,
+    wait_stdin: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -20,6 +36,9 @@ fn parse_args() -> Result<Args, String> {
         grow_mib_per_s: 0.0,
         max_mib: None,
         ignore_term: false,
+        exit: false,
+        mark_mib: None,
+        wait_stdin: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -30,21 +49,71 @@ fn parse_args() -> Result<Args, String> {
                 args.grow_mib_per_s = value()?.parse().map_err(|e| format!("--grow: {e}"))?
             }
             "--max" => args.max_mib = Some(value()?.parse().map_err(|e| format!("--max: {e}"))?),
+            "--mark" => args.mark_mib = Some(value()?.parse().map_err(|e| format!("--mark: {e}"))?),
             "--marker" => {
                 value()?;
             }
             "--ignore-term" => args.ignore_term = true,
+            "--exit" => args.exit = true,
+            "--wait-stdin" => args.wait_stdin = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(args)
 }
 
+/// Counts pages down to the `--mark` crossing and reports it once.
+struct Mark {
+    /// Pages still to touch before the resident set passes the mark; `None` once reported.
+    pages_left: Option<usize>,
+}
+
+impl Mark {
+    fn new(mark_mib: Option<usize>) -> Mark {
+        let pages_left =
+            mark_mib.map(|mib| (mib * 1024 * 1024 / PAGE).saturating_sub(resident_pages()));
+        Mark { pages_left }
+    }
+
+    /// Called after each touched page.
+    fn page_touched(&mut self) {
+        match self.pages_left {
+            Some(0) => {
+                let now = monotonic_ns();
+                println!("crossing {now}");
+                let _ = std::io::stdout().flush();
+                self.pages_left = None;
+            }
+            Some(left) => self.pages_left = Some(left - 1),
+            None => {}
+        }
+    }
+}
+
+/// Resident pages now, from `/proc/self/statm` (0 when unreadable).
+fn resident_pages() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|text| text.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn monotonic_ns() -> u128 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128
+}
+
 /// Allocates `mib` MiB and writes every page so it is resident.
-fn touch(mib: usize) -> Vec<u8> {
+fn touch(mib: usize, mark: &mut Mark) -> Vec<u8> {
     let mut block = vec![0u8; mib * 1024 * 1024];
-    for page in block.chunks_mut(4096) {
+    for page in block.chunks_mut(PAGE) {
         page[0] = 1;
+        mark.page_touched();
     }
     block
 }
@@ -61,9 +130,17 @@ fn main() {
         // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
         unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
     }
-    let mut held = vec![touch(args.rss_mib)];
+    let mut mark = Mark::new(args.mark_mib);
+    let mut held = vec![touch(args.rss_mib, &mut mark)];
+    if args.exit {
+        return;
+    }
     println!("ready");
     let _ = std::io::stdout().flush();
+    if args.wait_stdin {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
     let mut total = args.rss_mib;
     let tick = Duration::from_millis(100);
     let mut owed = 0.0;
@@ -76,7 +153,7 @@ fn main() {
         let step = owed.floor() as usize;
         if step > 0 {
             owed -= step as f64;
-            held.push(touch(step));
+            held.push(touch(step, &mut mark));
             total += step;
         }
     }

@@ -1,0 +1,235 @@
+//! Small tools every benchmark uses: kernel clocks, order statistics, a plain HTTP GET
+//! on loopback, polling with a deadline, and a child process killed on drop.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    process::Child,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+/// CLOCK_MONOTONIC in nanoseconds (bpftrace's `nsecs`, memhog's `crossing`).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CLOCK_BOOTTIME in nanoseconds (`bpf_ktime_get_boot_ns` in guardian's events).
+pub fn boottime_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec and both clocks exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut now) };
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
+}
+
+/// Order statistics of a sample (nearest-rank percentiles: with fewer than 100 values
+/// p99 is the maximum).
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub n: usize,
+    pub min: f64,
+    pub median: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    /// `None` for an empty sample.
+    pub fn of(values: &[f64]) -> Option<Stats> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let rank = |p: f64| sorted[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Some(Stats {
+            n,
+            min: sorted[0],
+            median,
+            p99: rank(0.99),
+            max: sorted[n - 1],
+        })
+    }
+}
+
+/// Plain HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
+        .with_context(|| format!("sending GET {path}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .with_context(|| format!("reading GET {path}"))?;
+    let response = String::from_utf8_lossy(&response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Polls `condition` every `every` until it yields `Some` or `timeout` passes.
+pub fn wait_for<T>(
+    timeout: Duration,
+    every: Duration,
+    mut condition: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<Option<T>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition()? {
+            return Ok(Some(value));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// A child this benchmark started: SIGKILLed and reaped on drop (a no-op once reaped).
+pub struct Owned(pub Child);
+
+impl Owned {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to `timeout` for the process behind `pid` (our own child, not yet reaped) to
+/// exit, through a pidfd; returns CLOCK_MONOTONIC when it did, `None` on timeout.
+pub fn wait_exit(pid: i32, timeout: Duration) -> anyhow::Result<Option<u64>> {
+    // SAFETY: pidfd_open takes a pid and flags, returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        bail!("pidfd_open({pid}): {}", std::io::Error::last_os_error());
+    }
+    let fd = fd as libc::c_int;
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd; the fd is ours and closed right after.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, ms) };
+    let now = monotonic_ns();
+    // SAFETY: closing the fd pidfd_open gave us.
+    unsafe { libc::close(fd) };
+    match ready {
+        1 => Ok(Some(now)),
+        0 => Ok(None),
+        _ => bail!(
+            "poll on pidfd of {pid}: {}",
+            std::io::Error::last_os_error()
+        ),
+    }
+}
+
+/// Utime + stime of `pid` in seconds, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: i32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces): state is field 3.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("malformed /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> anyhow::Result<f64> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("/proc/{pid}/stat field {n}"))
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((field(14)? + field(15)?) / ticks)
+}
+
+/// A `VmXXX:` line of `/proc/PID/status` in bytes.
+pub fn status_bytes(pid: i32, key: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| {
+            let value = line.strip_prefix(key)?.strip_prefix(':')?;
+            value.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .map(|kib| kib * 1024)
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))
+}
+
+/// Processes on the host right now (numeric entries of /proc).
+pub fn process_count() -> usize {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|entry| {
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_use_nearest_rank() {
+        let stats = Stats::of(&[5.0, 1.0, 3.0, 2.0, 4.0]).expect("test value");
+        assert_eq!(
+            (stats.min, stats.median, stats.p99, stats.max),
+            (1.0, 3.0, 5.0, 5.0)
+        );
+        let even = Stats::of(&[1.0, 2.0, 3.0, 4.0]).expect("test value");
+        assert_eq!(even.median, 2.5);
+        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(Stats::of(&hundred).expect("test value").p99, 99.0);
+        assert!(Stats::of(&[]).is_none());
+    }
+
+    #[test]
+    fn own_cpu_and_rss_read_back() {
+        let pid = std::process::id() as i32;
+        assert!(cpu_seconds(pid).expect("test value") >= 0.0);
+        assert!(status_bytes(pid, "VmRSS").expect("test value") > 0);
+    }
+}

@@ -1,0 +1,159 @@
+//! /proc scan at 1,000 and 10,000 processes of our own: the guardian's cost per process
+//! (its scan-duration histogram over the host's process count), its own RSS and its CPU
+//! at a 1 s interval, beside `ps -eo pid,rss,comm` over the same process set (pairs
+//! alternate: one guardian window, one `ps` run).
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use super::{
+    Binaries,
+    daemon::{Guardian, Source, base_config},
+    harness::{self, Stats, wait_for},
+    report::{Row, Verdict, ratio_text},
+    sleepers::Sleepers,
+};
+
+/// Name fragment of the scan-duration histogram in /metrics.
+const SCAN_HISTOGRAM: &str = "scan_duration_seconds";
+/// CPU is averaged over this window.
+const CPU_WINDOW: Duration = Duration::from_secs(10);
+
+pub fn run(bins: &Binaries, counts: &[usize], pairs: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &count in counts {
+        println!("\n== procfs scan with {count} extra sleeping processes, {pairs} pairs");
+        match measure(bins, count, pairs) {
+            Ok(mut measured) => rows.append(&mut measured),
+            Err(error) => rows.push(Row::failed(&format!("procfs scan @{count}"), &error)),
+        }
+    }
+    rows
+}
+
+fn measure(bins: &Binaries, count: usize, pairs: usize) -> anyhow::Result<Vec<Row>> {
+    let started = Instant::now();
+    let sleepers = Sleepers::spawn(count)?;
+    println!(
+        "  {} sleepers started in {:.1} s; {} processes on the host",
+        sleepers.len(),
+        started.elapsed().as_secs_f64(),
+        harness::process_count()
+    );
+    let guardian = Guardian::start(&bins.guardian, Source::Procfs, &base_config("1s"))?;
+    // Two full scans before measuring: the model holds every process.
+    wait_scans(&guardian, 2)?;
+
+    let mut guardian_us = Vec::new();
+    let mut ps_us = Vec::new();
+    let mut ratios = Vec::new();
+    for pair in 0..pairs {
+        let scan = scan_seconds(&guardian)?;
+        let ps = ps_seconds()?;
+        let processes = harness::process_count().max(1) as f64;
+        let (g, p) = (scan / processes * 1e6, ps.0 / ps.1.max(1) as f64 * 1e6);
+        println!(
+            "  pair {}: guardian {g:.2} us/process ({:.1} ms per scan of {processes}), ps {p:.2} us/process ({:.1} ms, {} lines)",
+            pair + 1,
+            scan * 1e3,
+            ps.0 * 1e3,
+            ps.1
+        );
+        guardian_us.push(g);
+        ps_us.push(p);
+        ratios.push(g / p);
+    }
+
+    let cpu_before = harness::cpu_seconds(guardian.pid())?;
+    std::thread::sleep(CPU_WINDOW);
+    let cpu = (harness::cpu_seconds(guardian.pid())? - cpu_before) / CPU_WINDOW.as_secs_f64();
+    let rss = harness::status_bytes(guardian.pid(), "VmRSS")? as f64 / (1 << 20) as f64;
+    let hwm = harness::status_bytes(guardian.pid(), "VmHWM")? as f64 / (1 << 20) as f64;
+    println!(
+        "  guardian CPU {:.1} % of one core at a 1 s interval; VmRSS {rss:.1} MiB (peak {hwm:.1} MiB)",
+        cpu * 100.0
+    );
+    drop(guardian);
+    drop(sleepers);
+
+    let guardian_stats = Stats::of(&guardian_us).context("no scan measured")?;
+    let ps_stats = Stats::of(&ps_us).context("no ps run measured")?;
+    let ratio = Stats::of(&ratios).context("no pair")?;
+    let label = format!("@{count}");
+    let mut rows = vec![Row {
+        figure: format!("procfs scan cost/process {label}"),
+        measured: format!("{:.2} us", guardian_stats.median),
+        baseline: format!("ps -eo pid,rss,comm {:.2} us", ps_stats.median),
+        ratio: ratio_text(&ratio),
+        target: "<= 10 us".into(),
+        verdict: Verdict::at_most(guardian_stats.median, 10.0),
+    }];
+    rows.push(Row {
+        figure: format!("guardian VmRSS {label}"),
+        measured: format!("{rss:.1} MiB (peak {hwm:.1})"),
+        baseline: String::new(),
+        ratio: String::new(),
+        target: if count >= 10_000 {
+            "<= 32 MiB".into()
+        } else {
+            "(ref)".into()
+        },
+        verdict: if count >= 10_000 {
+            Verdict::at_most(rss, 32.0)
+        } else {
+            Verdict::Info
+        },
+    });
+    rows.push(Row {
+        figure: format!("guardian CPU, 1 s scans {label}"),
+        measured: format!("{:.1} % of a core", cpu * 100.0),
+        baseline: String::new(),
+        ratio: String::new(),
+        target: "(ref)".into(),
+        verdict: Verdict::Info,
+    });
+    Ok(rows)
+}
+
+/// Waits until the guardian has finished `n` more scans.
+fn wait_scans(guardian: &Guardian, n: u32) -> anyhow::Result<(f64, f64)> {
+    let (sum0, count0) = guardian.histogram(SCAN_HISTOGRAM)?;
+    let done = wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
+        let (sum, count) = guardian.histogram(SCAN_HISTOGRAM)?;
+        Ok((count >= count0 + f64::from(n)).then_some((sum - sum0, count - count0)))
+    })?;
+    done.context("the guardian finished no scan within 60 s")
+}
+
+/// Mean duration of the guardian's next two scans, in seconds.
+fn scan_seconds(guardian: &Guardian) -> anyhow::Result<f64> {
+    let (sum, count) = wait_scans(guardian, 2)?;
+    if count <= 0.0 {
+        bail!("no scan counted");
+    }
+    Ok(sum / count)
+}
+
+/// One `ps -eo pid,rss,comm`: (wall seconds, process lines printed).
+fn ps_seconds() -> anyhow::Result<(f64, usize)> {
+    let start = Instant::now();
+    let out = Command::new("ps")
+        .args(["-eo", "pid,rss,comm"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running ps -eo pid,rss,comm (package procps)")?;
+    let seconds = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("ps -eo pid,rss,comm failed: {}", out.status);
+    }
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .count()
+        .saturating_sub(1);
+    Ok((seconds, lines))
+}
