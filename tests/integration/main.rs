@@ -3,4 +3,6 @@
 
 mod audit;
 mod common;
+mod docker;
+mod killswitch;
 mod systemd;

@@ -2,6 +2,7 @@
 
 mod audit;
 mod check_config;
+mod explain;
 pub mod logging;
 mod run;
 
@@ -31,6 +32,8 @@ pub enum Command {
     },
     /// Check (`verify`) and read (`list`) the kill log.
     Audit(audit::AuditArgs),
+    /// What the guardian sees of one process, and why each rule does or does not apply.
+    Explain(explain::ExplainArgs),
 }
 
 /// Flags of `guardian run`; each overrides the config file.
@@ -69,5 +72,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::CheckConfig { path } => check_config::check_config(&path),
         Command::Audit(args) => audit::audit(args),
+        Command::Explain(args) => explain::explain(args),
     }
 }

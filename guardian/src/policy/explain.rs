@@ -17,6 +17,7 @@ use super::{
     protect::Protected,
     ratelimit::Backoff,
     rules::{Check, CompiledMatchers, host_unit},
+    threshold_text,
 };
 
 /// One condition of a rule and whether it holds.
@@ -85,15 +86,14 @@ impl Policy {
                     check: "threshold",
                     ok: rss > limit,
                     detail: format!(
-                        "rss {} {} {} ({})",
+                        "rss {} {} {}",
                         bytes(rss),
                         if rss > limit {
                             "is above"
                         } else {
                             "is not above"
                         },
-                        bytes(limit),
-                        rule.threshold
+                        threshold_text(rule.threshold, limit)
                     ),
                 },
                 None => CheckResult {

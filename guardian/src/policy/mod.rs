@@ -24,7 +24,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    config::{Config, KillAction},
+    config::{Config, KillAction, Threshold},
     model::{Model, Process, ProcessKey},
 };
 
@@ -212,10 +212,9 @@ impl Policy {
                     process: process.clone(),
                     threshold: Some(threshold),
                     reason: format!(
-                        "rss {} above {} ({}) for {:.1}s (sustain {})",
+                        "rss {} above {} for {:.1}s (sustain {})",
                         bytes(rss),
-                        bytes(threshold),
-                        rule.threshold,
+                        threshold_text(rule.threshold, threshold),
                         above.as_secs_f64(),
                         humantime::format_duration(rule.sustain),
                     ),
@@ -311,6 +310,14 @@ impl Policy {
         self.sustain
             .iter()
             .map(|((index, key), since)| (*key, self.rules[*index].name.as_str(), *since))
+    }
+}
+
+/// A resolved threshold for messages: "300.0 MiB", "2.4 GiB (10% of MemTotal)".
+pub(crate) fn threshold_text(threshold: Threshold, resolved: u64) -> String {
+    match threshold {
+        Threshold::Bytes(_) => bytes(resolved),
+        Threshold::PercentOfMemTotal(_) => format!("{} ({threshold})", bytes(resolved)),
     }
 }
 

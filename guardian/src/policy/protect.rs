@@ -123,9 +123,11 @@ impl ProtectList {
         if let Some(comm) = self.comm.iter().find(|comm| **comm == process.comm) {
             return Some(Protected::ConfigComm(comm.clone()));
         }
-        let cmdline = process.cmdline.join(" ");
-        if let Some(pattern) = self.cmdline.iter().find(|p| p.is_match(&cmdline)) {
-            return Some(Protected::ConfigCmdline(pattern.0.as_str().to_string()));
+        if !self.cmdline.is_empty() {
+            let cmdline = process.cmdline.join(" ");
+            if let Some(pattern) = self.cmdline.iter().find(|p| p.is_match(&cmdline)) {
+                return Some(Protected::ConfigCmdline(pattern.0.as_str().to_string()));
+            }
         }
         let unit = host_unit(&process.class)?;
         self.units

@@ -1,0 +1,67 @@
+//! `guardian explain PID`: what the guardian sees of one process (identity, RSS, cgroup
+//! paths, classification) and, for every rule and the protect list, whether it applies
+//! and why not. Reads /proc directly, so it works without a running daemon.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    config::{Config, DEFAULT_PATH},
+    model::Model,
+    policy::Policy,
+    sources::procfs::ProcReader,
+};
+
+/// Flags of `guardian explain`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExplainArgs {
+    /// The process to explain.
+    pub pid: i32,
+    /// Config file whose rules are explained (default /etc/guardian/guardian.toml; built-in
+    /// defaults, which have no rules, if that is absent).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.config.as_deref())?;
+    let reader = ProcReader::new("/proc").context("opening /proc")?;
+    let process = reader
+        .read_process(args.pid)
+        .with_context(|| format!("reading /proc/{}", args.pid))?
+        .with_context(|| format!("no process with pid {}", args.pid))?;
+    let mut model = Model::default();
+    model.host = reader
+        .host_memory()
+        .context("reading /proc/meminfo (MemTotal resolves percentage thresholds)")?;
+    // The parent decides whether the process counts as an orphan of a subreaper.
+    if let Ok(Some(parent)) = reader.read_process(process.ppid) {
+        model.upsert_process(parent);
+    }
+    model.upsert_process(process.clone());
+    let policy = Policy::new(&config, std::process::id() as i32)
+        .context("building the kill policy from the config")?;
+    let explanation = policy.explain(&process, &model);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    } else {
+        print!("{explanation}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--config`, else /etc/guardian/guardian.toml when present, else the defaults.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None if Path::new(DEFAULT_PATH).exists() => Ok(Config::load(Path::new(DEFAULT_PATH))?),
+        None => Ok(Config::default()),
+    }
+}

@@ -1,0 +1,215 @@
+//! The kill-switch end to end: `guardian run --source procfs` against memhog processes
+//! this test starts. Every rule matches a marker only the test's own processes carry.
+
+mod containers;
+mod executor;
+mod orphans;
+
+use std::time::Duration;
+
+use crate::common::{Daemon, Needs, TestProcess, marker, require, spawn_hog, wait_for};
+
+/// Long enough for any kill on a loaded 2-core machine; tests wait, never time.
+const KILL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Scans (at 200 ms) a process is given to be wrongly killed before it counts as spared.
+const SPARE_WAIT: Duration = Duration::from_secs(3);
+
+/// A regex matching `--marker MARKER` exactly (not a longer marker that starts the same).
+pub fn marker_pattern(marker: &str) -> String {
+    format!("--marker {}( |$)", regex::escape(marker))
+}
+
+/// Config text: fast scans plus `rest` (rules, safety).
+pub fn config(rest: &str) -> String {
+    format!("[daemon]\nscan_interval = \"200ms\"\n\n{rest}")
+}
+
+/// A threshold rule named `name` on `marker`.
+pub fn rule(name: &str, marker: &str, threshold: &str, extra: &str) -> String {
+    format!(
+        "[[rule]]\nname = \"{name}\"\nthreshold = \"{threshold}\"\ngrace = \"2s\"\n\
+         match = {{ cmdline = '{}' }}\n{extra}\n",
+        marker_pattern(marker)
+    )
+}
+
+/// The kill log's records about `pid`.
+pub fn records_for(daemon: &Daemon, pid: i32) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(daemon.kill_log_path())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["pid"] == pid)
+        .collect()
+}
+
+/// The outcome record about `pid`, once written.
+pub fn wait_outcome(daemon: &Daemon, pid: i32) -> serde_json::Value {
+    wait_for(KILL_TIMEOUT, || {
+        records_for(daemon, pid)
+            .into_iter()
+            .find(|record| record["kind"] == "outcome")
+    })
+    .unwrap_or_else(|| panic!("no outcome for pid {pid} in the kill log\n{}", daemon.log()))
+}
+
+/// Waits until the test's process has exited (and reaps it).
+pub fn wait_exit(process: &mut TestProcess, daemon: &Daemon) {
+    let exited = wait_for(KILL_TIMEOUT, || process.has_exited().then_some(()));
+    assert!(
+        exited.is_some(),
+        "pid {} was not killed\n{}",
+        process.pid(),
+        daemon.log()
+    );
+}
+
+/// Gives the daemon time to (wrongly) act, then checks the process is alive and that
+/// the kill log never named it.
+pub fn assert_spared(process: &mut TestProcess, daemon: &Daemon) {
+    std::thread::sleep(SPARE_WAIT);
+    assert!(
+        !process.has_exited(),
+        "pid {} was killed\n{}",
+        process.pid(),
+        daemon.log()
+    );
+    assert!(
+        records_for(daemon, process.pid()).is_empty(),
+        "the kill log names pid {}",
+        process.pid()
+    );
+}
+
+/// True when `value` holds, at any depth, an object with `"pid": pid`.
+pub fn mentions_pid(value: &serde_json::Value, pid: i32) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.get("pid") == Some(&serde_json::Value::from(pid))
+                || map.values().any(|v| mentions_pid(v, pid))
+        }
+        serde_json::Value::Array(items) => items.iter().any(|v| mentions_pid(v, pid)),
+        _ => false,
+    }
+}
+
+#[test]
+fn host_process_above_threshold_is_killed_and_one_below_is_not() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let m = marker("above");
+    let daemon = Daemon::start(
+        &config(&rule("big", &m, "100MiB", "")),
+        &["--source", "procfs"],
+    );
+    let mut small = spawn_hog(&m, &["--rss", "20"]);
+    let mut big = spawn_hog(&m, &["--rss", "200"]);
+    wait_exit(&mut big, &daemon);
+    assert_eq!(big.exit_signal(), Some(libc::SIGTERM));
+    let records = records_for(&daemon, big.pid());
+    let intent = records
+        .iter()
+        .find(|r| r["kind"] == "intent")
+        .expect("intent");
+    assert_eq!(intent["rule"], "big");
+    assert_eq!(intent["dry_run"], false);
+    assert_eq!(wait_outcome(&daemon, big.pid())["outcome"], "exited");
+    assert_spared(&mut small, &daemon);
+    let kills = daemon.get_json("/api/v1/kills");
+    assert!(mentions_pid(&kills, big.pid()), "{kills}");
+}
+
+#[test]
+fn dry_run_kills_nothing_and_still_reports_the_decision() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let m = marker("dryrun");
+    let daemon = Daemon::start(
+        &config(&rule("big", &m, "100MiB", "")),
+        &["--source", "procfs", "--dry-run"],
+    );
+    let mut big = spawn_hog(&m, &["--rss", "200"]);
+    let outcome = wait_outcome(&daemon, big.pid());
+    assert_eq!(outcome["outcome"], "dry-run");
+    let intent = records_for(&daemon, big.pid())
+        .into_iter()
+        .find(|r| r["kind"] == "intent")
+        .expect("intent");
+    assert_eq!(intent["dry_run"], true);
+    let kills = daemon.get_json("/api/v1/kills");
+    assert!(mentions_pid(&kills, big.pid()), "{kills}");
+    std::thread::sleep(SPARE_WAIT);
+    assert!(!big.has_exited(), "dry run killed pid {}", big.pid());
+}
+
+#[test]
+fn a_process_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let m = marker("deaf");
+    let daemon = Daemon::start(
+        &config(&rule("big", &m, "100MiB", "")),
+        &["--source", "procfs"],
+    );
+    let mut deaf = spawn_hog(&m, &["--rss", "200", "--ignore-term"]);
+    wait_exit(&mut deaf, &daemon);
+    assert_eq!(deaf.exit_signal(), Some(libc::SIGKILL));
+    let outcome = wait_outcome(&daemon, deaf.pid());
+    assert_eq!(outcome["outcome"], "exited");
+    assert_eq!(
+        outcome["signals_sent"],
+        serde_json::json!(["SIGTERM", "SIGKILL"])
+    );
+}
+
+#[test]
+fn protect_list_holds() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let m = marker("protect");
+    let kept = format!("{m}-kept");
+    let unkillable = format!("{m}-adj");
+    let victim = format!("{m}-victim");
+    // One rule over all three markers; the protect list spares two of them.
+    let text = format!(
+        "[safety]\nprotect_cmdline = ['{}']\n\n[[rule]]\nname = \"all\"\nthreshold = \"100MiB\"\n\
+         grace = \"2s\"\nmatch = {{ cmdline = '--marker {}-' }}\n",
+        marker_pattern(&kept),
+        regex::escape(&m)
+    );
+    let mut by_cmdline = spawn_hog(&kept, &["--rss", "200"]);
+    let mut by_adj = spawn_hog(&unkillable, &["--rss", "200"]);
+    std::fs::write(format!("/proc/{}/oom_score_adj", by_adj.pid()), "-1000")
+        .expect("set oom_score_adj");
+    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
+    let mut control = spawn_hog(&victim, &["--rss", "200"]);
+    wait_exit(&mut control, &daemon);
+    assert_spared(&mut by_cmdline, &daemon);
+    assert_spared(&mut by_adj, &daemon);
+}
+
+#[test]
+fn rate_limit_holds() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let m = marker("rate");
+    let text = format!(
+        "[safety]\nmax_kills = 1\nrate_window = \"1h\"\nbackoff = \"0s\"\n\n{}",
+        rule("big", &m, "100MiB", "")
+    );
+    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
+    let mut first = spawn_hog(&m, &["--rss", "200"]);
+    wait_exit(&mut first, &daemon);
+    let mut second = spawn_hog(&m, &["--rss", "210"]);
+    assert_spared(&mut second, &daemon);
+    assert!(
+        daemon.log().contains("max_kills"),
+        "the hold-back is not logged\n{}",
+        daemon.log()
+    );
+}

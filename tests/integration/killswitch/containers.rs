@@ -1,0 +1,198 @@
+//! Container awareness: a host-scope rule kills a host process and spares a container
+//! process with the same footprint, in a real Docker container and in hand-made cgroups
+//! laid out like the other runtimes.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+};
+
+use sha2::Digest as _;
+
+use super::{config, rule, wait_exit};
+use crate::{
+    common::{
+        Daemon, Needs, TestCgroup, TestProcess, guardian_bin, marker, memory_hierarchy, require,
+        spawn_hog, spawn_hog_with,
+    },
+    docker::TestContainer,
+};
+
+/// 64 hex digits derived from `seed`, as runtimes name containers.
+fn container_id(seed: &str) -> String {
+    hex::encode(sha2::Sha256::digest(seed.as_bytes()))
+}
+
+/// A pod UID (with dashes) derived from `seed`.
+fn pod_uid(seed: &str) -> String {
+    let h = container_id(seed);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A cgroup at a runtime's path; the ancestors it had to create are removed on drop,
+/// after the leaf (and the test's processes in it).
+struct LayoutCgroup {
+    leaf: Option<TestCgroup>,
+    created: Vec<PathBuf>,
+}
+
+impl LayoutCgroup {
+    fn new(relative: &str) -> LayoutCgroup {
+        let root = memory_hierarchy();
+        let mut created = Vec::new();
+        let mut dir = root.clone();
+        let parts: Vec<&str> = relative.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            dir.push(part);
+            if !dir.exists() {
+                std::fs::create_dir(&dir)
+                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+                created.push(dir.clone());
+            }
+        }
+        LayoutCgroup {
+            leaf: Some(TestCgroup::new(relative, None)),
+            created,
+        }
+    }
+
+    fn spawn_hog(&self, marker: &str) -> TestProcess {
+        let leaf = self.leaf.as_ref().expect("leaf");
+        spawn_hog_with(marker, &["--rss", "60"], |command| leaf.enter(command))
+    }
+}
+
+impl Drop for LayoutCgroup {
+    fn drop(&mut self) {
+        drop(self.leaf.take());
+        for dir in self.created.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// `guardian explain PID --json`: the classification's kind.
+fn classified_as(pid: i32) -> String {
+    let output = Command::new(guardian_bin())
+        .args(["explain", &pid.to_string(), "--json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run guardian explain");
+    assert!(output.status.success(), "guardian explain {pid} failed");
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("explain prints JSON");
+    json["classification"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn docker_container_is_spared_while_its_host_twin_is_killed() {
+    if !require(&[Needs::Root, Needs::Docker]) {
+        return;
+    }
+    let m = marker("docker");
+    // ~60 MB held by the container's shell; the twin on the host holds the same.
+    let container = TestContainer::run_sh(
+        &m,
+        "x=$(head -c 60000000 /dev/zero | tr '\\0' a); sleep 100000",
+    );
+    container.wait_rss(50 * 1024 * 1024);
+    let pid = container.pid();
+    assert_eq!(classified_as(pid), "container");
+    // The container's argv is `sh -c SCRIPT MARKER`; the host twin's `memhog ... --marker
+    // MARKER`: one pattern for both.
+    let text = format!(
+        "[[rule]]\nname = \"host\"\nthreshold = \"40MiB\"\ngrace = \"2s\"\n\
+         match = {{ cmdline = '{}( |$)' }}\n",
+        regex::escape(&m)
+    );
+    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
+    let mut twin = spawn_hog(&m, &["--rss", "60"]);
+    wait_exit(&mut twin, &daemon);
+    std::thread::sleep(super::SPARE_WAIT);
+    assert!(
+        container.is_running(),
+        "the container was killed\n{}",
+        daemon.log()
+    );
+    assert!(
+        super::records_for(&daemon, pid).is_empty(),
+        "the kill log names the container's process"
+    );
+}
+
+#[test]
+fn runtime_cgroup_layouts_are_spared_by_host_rules() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let m = marker("layouts");
+    let id = |n: u32| container_id(&format!("{m}-{n}"));
+    let uid = pod_uid(&m);
+    let uid_ = uid.replace('-', "_");
+    let short = container_id(&m)[..12].to_string();
+    let layouts = [
+        // Kubernetes, kubelet's cgroupfs driver.
+        format!("kubepods/burstable/pod{uid}/{}", id(1)),
+        // containerd (CRI), systemd driver.
+        format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/\
+             cri-containerd-{}.scope",
+            id(2)
+        ),
+        // CRI-O, systemd driver.
+        format!(
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/\
+             crio-{}.scope",
+            id(3)
+        ),
+        // Docker, systemd driver.
+        format!("system.slice/docker-{}.scope", id(4)),
+        // Podman, rootful and rootless.
+        format!("machine.slice/libpod-{}.scope", id(5)),
+        format!(
+            "user.slice/user-4242.slice/user@4242.service/user.slice/libpod-{}.scope",
+            id(6)
+        ),
+        // LXD / LXC.
+        format!("lxc.payload.gt{short}"),
+        // systemd-nspawn.
+        format!("machine.slice/machine-gt{short}.scope"),
+    ];
+    let cgroups: Vec<LayoutCgroup> = layouts.iter().map(|path| LayoutCgroup::new(path)).collect();
+    let mut hogs: Vec<(String, TestProcess)> = layouts
+        .iter()
+        .zip(&cgroups)
+        .map(|(path, cgroup)| (path.clone(), cgroup.spawn_hog(&m)))
+        .collect();
+    for (path, hog) in &hogs {
+        assert_eq!(classified_as(hog.pid()), "container", "layout {path}");
+    }
+    let daemon = Daemon::start(
+        &config(&rule("host", &m, "40MiB", "")),
+        &["--source", "procfs"],
+    );
+    let mut twin = spawn_hog(&m, &["--rss", "60"]);
+    wait_exit(&mut twin, &daemon);
+    std::thread::sleep(super::SPARE_WAIT);
+    for (path, hog) in &mut hogs {
+        assert!(
+            !hog.has_exited(),
+            "the process in {path} was killed\n{}",
+            daemon.log()
+        );
+        assert!(
+            super::records_for(&daemon, hog.pid()).is_empty(),
+            "the kill log names the process in {path}"
+        );
+    }
+}
