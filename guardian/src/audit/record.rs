@@ -11,7 +11,9 @@ pub struct Intent {
     /// Start time in clock ticks after boot: with `pid`, the process's identity.
     pub start_ticks: u64,
     pub comm: String,
-    /// Command line before redaction (the log redacts it).
+    /// Command line before redaction (the log redacts it). Arguments joined by NULs, as
+    /// in `/proc/PID/cmdline`, are redacted argument by argument (a secret holding
+    /// spaces is caught whole); joined by spaces works too. Logged joined by spaces.
     pub cmdline: String,
     pub uid: u32,
     pub user: Option<String>,

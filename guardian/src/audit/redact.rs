@@ -24,10 +24,22 @@ static PRIVATE_KEY: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// `Authorization: Bearer x`, `Proxy-Authorization: Basic x`, `Authorization: x`.
 static AUTHORIZATION: LazyLock<Regex> = LazyLock::new(|| {
-    regex(
-        r"(?i)\b((?:proxy-)?authorization\s*:\s*)((?:basic|bearer|digest|negotiate|ntlm|token|apikey|aws4-hmac-sha256)\s+)?([^\s'\x22]+)",
-    )
+    regex(&format!(
+        r"(?i)\b((?:proxy-)?authorization\s*:\s*)((?:{})\s+)?([^\s'\x22]+)",
+        AUTH_SCHEMES.join("|")
+    ))
 });
+/// Authorization schemes, kept in front of the redacted credentials.
+const AUTH_SCHEMES: &[&str] = &[
+    "basic",
+    "bearer",
+    "digest",
+    "negotiate",
+    "ntlm",
+    "token",
+    "apikey",
+    "aws4-hmac-sha256",
+];
 /// Other `Name: value` pairs (headers such as `X-Api-Key:`, `Cookie:`); the name decides.
 static HEADER: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\b([A-Za-z][A-Za-z0-9_-]*)(\s*:\s*)([^\s'\x22]+)"));
@@ -57,16 +69,57 @@ static BARE_SECRETS: LazyLock<Regex> = LazyLock::new(|| {
 static ARG_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^-{0,2}[A-Za-z_][A-Za-z0-9_.-]*$"));
 static TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(r"\S+"));
 
-/// Returns `cmdline` with secret values replaced by `[REDACTED]`. NUL separators (as in
-/// `/proc/PID/cmdline`) become spaces.
+/// Returns `cmdline` with secret values replaced by `[REDACTED]`, arguments joined by
+/// spaces. Give it the arguments joined by NULs (as `/proc/PID/cmdline` holds them) and
+/// each argument is redacted whole, as by [`redact_argv`]; joined by spaces, a secret
+/// holding spaces (`--password "a b"`) is only redacted up to its first space.
 pub fn redact_cmdline(cmdline: &str) -> String {
-    let text = cmdline.replace('\0', " ");
-    let text = PRIVATE_KEY.replace_all(&text, |c: &Captures<'_>| {
+    if cmdline.contains('\0') {
+        let argv: Vec<&str> = cmdline
+            .strip_suffix('\0')
+            .unwrap_or(cmdline)
+            .split('\0')
+            .collect();
+        return redact_argv(&argv);
+    }
+    let text = redact_patterns(cmdline);
+    let tokens: Vec<regex::Match<'_>> = TOKEN.find_iter(&text).collect();
+    let redacted = redact_args(tokens.iter().map(|token| token.as_str()));
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (token, arg) in tokens.iter().zip(redacted) {
+        out.push_str(&text[last..token.start()]);
+        out.push_str(&arg);
+        last = token.end();
+    }
+    out.push_str(&text[last..]);
+    BARE_SECRETS.replace_all(&out, REDACTED).into_owned()
+}
+
+/// Redacts an argument vector (`/proc/PID/cmdline` split at NULs) and joins it with
+/// spaces: each argument is one value, spaces and all (`--password "a b c"`). Everything
+/// [`redact_cmdline`] catches in the joined text is caught too.
+pub fn redact_argv<S: AsRef<str>>(argv: &[S]) -> String {
+    let args: Vec<String> = argv
+        .iter()
+        .map(|arg| redact_patterns(arg.as_ref()))
+        .collect();
+    let joined = redact_args(args.iter().map(String::as_str)).join(" ");
+    // Again over the whole, for a header or key block split across arguments.
+    BARE_SECRETS
+        .replace_all(&redact_patterns(&joined), REDACTED)
+        .into_owned()
+}
+
+/// The passes that look at the text as a whole: key blocks, headers, URLs, JSON.
+fn redact_patterns(text: &str) -> String {
+    let text = PRIVATE_KEY.replace_all(text, |c: &Captures<'_>| {
         format!("{}{REDACTED}{}", &c[1], &c[3])
     });
-    let text = AUTHORIZATION.replace_all(&text, |c: &Captures<'_>| {
-        let scheme = c.get(2).map_or("", |m| m.as_str());
-        format!("{}{scheme}{REDACTED}", &c[1])
+    let text = AUTHORIZATION.replace_all(&text, |c: &Captures<'_>| match c.get(2) {
+        // A scheme with its credentials in the next argument: left to the joined pass.
+        None if AUTH_SCHEMES.contains(&c[3].to_ascii_lowercase().as_str()) => c[0].to_string(),
+        scheme => format!("{}{}{REDACTED}", &c[1], scheme.map_or("", |m| m.as_str())),
     });
     let text = URL_USERINFO.replace_all(&text, |c: &Captures<'_>| format!("{}{REDACTED}@", &c[1]));
     let text = redact_headers(&text);
@@ -92,8 +145,7 @@ pub fn redact_cmdline(cmdline: &str) -> String {
             c[0].to_string()
         }
     });
-    let text = redact_arguments(&text);
-    BARE_SECRETS.replace_all(&text, REDACTED).into_owned()
+    text.into_owned()
 }
 
 /// `Name: value` pairs whose name looks secret, except `Authorization` (done before,
@@ -121,26 +173,23 @@ enum Pending {
     UserPassword,
 }
 
-/// The argument pass: `--secret-flag value`, `name=value`, `--user name:password`.
-fn redact_arguments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
+/// The argument pass, one element per argument: `--secret-flag value`, `name=value`,
+/// `--user name:password`.
+fn redact_args<'a>(args: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out = Vec::new();
     let mut pending = Pending::Nothing;
-    for token in TOKEN.find_iter(text) {
-        out.push_str(&text[last..token.start()]);
-        last = token.end();
-        let arg = token.as_str();
+    for arg in args {
         let before = std::mem::replace(&mut pending, Pending::Nothing);
         if before == Pending::Value && !looks_like_flag(arg) {
-            out.push_str(REDACTED);
+            out.push(REDACTED.to_string());
             continue;
         }
         if before == Pending::UserPassword && !looks_like_flag(arg) {
-            out.push_str(&redact_user_password(arg));
+            out.push(redact_user_password(arg).into_owned());
             continue;
         }
         if let Some(redacted) = redact_assignment(arg) {
-            out.push_str(&redacted);
+            out.push(redacted);
             continue;
         }
         if looks_like_flag(arg) {
@@ -150,9 +199,8 @@ fn redact_arguments(text: &str) -> String {
                 pending = Pending::Value;
             }
         }
-        out.push_str(arg);
+        out.push(arg.to_string());
     }
-    out.push_str(&text[last..]);
     out
 }
 

@@ -153,6 +153,10 @@ const CASES: &[(&str, &str)] = &[
     ),
     // NUL-separated /proc cmdline.
     ("app\0--token\0t", "app --token [REDACTED]"),
+    (
+        "mysql\0--password\0correct horse\0-h\0db\0",
+        "mysql --password [REDACTED] -h db",
+    ),
     // Nothing to hide.
     ("node dist/main --port 3000", "node dist/main --port 3000"),
     ("", ""),
@@ -208,5 +212,42 @@ fn secret_names() {
         "keyboard",
     ] {
         assert!(!is_secret_name(name), "{name} should not be secret");
+    }
+}
+
+#[test]
+fn argv_keeps_each_argument_whole() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["mysql", "--password", "correct horse battery"],
+            "mysql --password [REDACTED]",
+        ),
+        (
+            &["app", "--password=a b c", "--port", "80"],
+            "app --password=[REDACTED] --port 80",
+        ),
+        (
+            &["env", "DB_PASSWORD=a b", "node"],
+            "env DB_PASSWORD=[REDACTED] node",
+        ),
+        (
+            &["curl", "-H", "Authorization: Bearer abc", "https://x"],
+            "curl -H Authorization: Bearer [REDACTED] https://x",
+        ),
+        (&["app", "--token", "--verbose"], "app --token --verbose"),
+        (
+            &["git", "clone", "https://u:p@h/r"],
+            "git clone https://u:[REDACTED]@h/r",
+        ),
+    ];
+    for (argv, expected) in cases {
+        assert_eq!(redact_argv(argv), *expected, "{argv:?}");
+    }
+    // The joined form of the same arguments agrees wherever values hold no spaces.
+    for (input, expected) in CASES.iter().filter(|(input, _)| !input.contains('\0')) {
+        let argv: Vec<&str> = input.split(' ').collect();
+        if !input.contains("PRIVATE KEY") && !input.contains(": ") {
+            assert_eq!(redact_argv(&argv), *expected, "{input:?}");
+        }
     }
 }
