@@ -166,11 +166,12 @@ impl Policy {
             protected: self.protect.check(process),
             orphan: adopter,
             backoff_wait_s: self
+                .brakes
                 .backoff
                 .check(&Backoff::key(process), now)
                 .err()
                 .map(|wait| wait.as_secs_f64()),
-            rate_limit_used: self.rate.used(now),
+            rate_limit_used: self.brakes.rate.used(now),
             rules,
         }
     }

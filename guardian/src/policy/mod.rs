@@ -98,8 +98,11 @@ pub struct Policy {
     /// Processes decided on, and when: not decided again while the executor may still be
     /// at work on them.
     decided: HashMap<ProcessKey, Instant>,
-    rate: RateLimiter,
-    backoff: Backoff,
+    /// The brakes of real kills.
+    brakes: Brakes,
+    /// The brakes of rules in dry run: their decisions are paced like real ones but never
+    /// use up the budget of rules that kill.
+    dry_brakes: Brakes,
     /// Processes already counted as suppressed (so a process waiting out a brake is
     /// counted and logged once, not on every scan).
     held_back: HashSet<ProcessKey>,
@@ -122,8 +125,8 @@ impl Policy {
             protect: protect::ProtectList::new(&config.safety, self_pid),
             sustain: HashMap::new(),
             decided: HashMap::new(),
-            rate: RateLimiter::new(&config.safety),
-            backoff: Backoff::new(&config.safety),
+            brakes: Brakes::new(&config.safety),
+            dry_brakes: Brakes::new(&config.safety),
             held_back: HashSet::new(),
             suppressed: Suppressed::default(),
         })
@@ -258,7 +261,12 @@ impl Policy {
             return false;
         }
         let program = Backoff::key(&decision.process);
-        if let Err(wait) = self.backoff.check(&program, now) {
+        let brakes = if decision.dry_run {
+            &mut self.dry_brakes
+        } else {
+            &mut self.brakes
+        };
+        if let Err(wait) = brakes.backoff.check(&program, now) {
             if self.held_back.insert(key) {
                 self.suppressed.backoff += 1;
                 tracing::info!(
@@ -271,7 +279,7 @@ impl Policy {
             }
             return false;
         }
-        if let Err(wait) = self.rate.check(now) {
+        if let Err(wait) = brakes.rate.check(now) {
             if self.held_back.insert(key) {
                 self.suppressed.rate_limit += 1;
                 tracing::warn!(
@@ -284,8 +292,8 @@ impl Policy {
             }
             return false;
         }
-        self.rate.record(now);
-        self.backoff.record(&program, now);
+        brakes.rate.record(now);
+        brakes.backoff.record(&program, now);
         self.decided.insert(key, now);
         self.held_back.remove(&key);
         true
@@ -310,6 +318,22 @@ impl Policy {
         self.sustain
             .iter()
             .map(|((index, key), since)| (*key, self.rules[*index].name.as_str(), *since))
+    }
+}
+
+/// The global rate limit and the per-program backoff, together.
+#[derive(Debug)]
+struct Brakes {
+    rate: RateLimiter,
+    backoff: Backoff,
+}
+
+impl Brakes {
+    fn new(safety: &crate::config::SafetyConfig) -> Self {
+        Brakes {
+            rate: RateLimiter::new(safety),
+            backoff: Backoff::new(safety),
+        }
     }
 }
 

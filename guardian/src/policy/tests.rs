@@ -367,6 +367,34 @@ threshold = "300MiB"
 }
 
 #[test]
+fn dry_run_rules_never_use_up_the_budget_of_rules_that_kill() {
+    let rule = r#"
+[safety]
+max_kills = 1
+
+[[rule]]
+name = "watch"
+threshold = "300MiB"
+match = { comm = ["watched"] }
+dry_run = true
+
+[[rule]]
+name = "kill"
+threshold = "300MiB"
+match = { comm = ["killed"] }
+"#;
+    let mut policy = policy(rule);
+    let model = model(vec![
+        process(10, "watched", "watched", 900),
+        process(11, "killed", "killed", 400),
+    ]);
+    let decisions = policy.evaluate_at(&model, Instant::now(), None);
+    let rules: Vec<&str> = decisions.iter().map(|d| d.rule.as_str()).collect();
+    assert_eq!(rules, ["watch", "kill"]);
+    assert!(decisions[0].dry_run && !decisions[1].dry_run);
+}
+
+#[test]
 fn backoff_doubles_for_a_crash_looping_program() {
     let rule = r#"
 [safety]
