@@ -1,42 +1,72 @@
-//! Reading /proc files into reused buffers: one `read` per file (a short read from
-//! procfs is the end of the file), no allocation once the buffers have grown, and
-//! "the process is gone" told apart from real errors.
+//! Reading /proc files relative to an open root, into reused buffers: one `read` per
+//! file (a short read from procfs is the end of the file), no allocation once a buffer
+//! has grown, and "the process is gone" told apart from real errors.
 
 use std::{
     fs::File,
     io::{self, Read as _},
     os::fd::OwnedFd,
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use nix::{fcntl::OFlag, sys::stat::Mode};
 
-/// Buffers reused across the files and processes of one scan.
+/// The procfs root, held open so each file is opened relative to it (`1234/stat`)
+/// instead of walking `/proc` again for every file of every process.
 #[derive(Debug)]
-pub struct Buffers {
-    /// Always initialised up to its length; files are read into its front.
-    pub data: Vec<u8>,
-    pub path: PathBuf,
+pub struct ProcRoot {
+    fd: OwnedFd,
 }
 
-impl Default for Buffers {
-    fn default() -> Self {
-        Buffers {
-            data: vec![0; 4096],
-            path: PathBuf::with_capacity(64),
+impl ProcRoot {
+    pub fn open(path: &Path) -> io::Result<ProcRoot> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(path, flags, Mode::empty()).map_err(io::Error::from)?;
+        Ok(ProcRoot { fd })
+    }
+
+    /// Reads `PID/name` into the front of `buf`: the length, or `None` when the process
+    /// is gone. One open, for reads where nothing must match another file of the same
+    /// process.
+    pub fn read(&self, pid: i32, name: &str, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        let mut path = [0u8; 64];
+        let relative = relative_path(pid, name, &mut path);
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        match nix::fcntl::openat(&self.fd, relative, flags, Mode::empty()) {
+            Ok(fd) => fill(File::from(fd), buf),
+            Err(errno) => vanished_or(io::Error::from(errno)),
+        }
+    }
+
+    /// Opens `PID` as a directory; `None` when the process is gone.
+    pub fn open_pid(&self, pid: i32) -> io::Result<Option<ProcDir>> {
+        let mut digits = [0u8; 12];
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match nix::fcntl::openat(&self.fd, itoa(pid, &mut digits), flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(ProcDir { fd })),
+            Err(errno) => vanished_or(io::Error::from(errno)),
         }
     }
 }
 
-/// Points `path` at `root/pid/name`, reusing its allocation.
-pub fn set_path(path: &mut PathBuf, root: &Path, pid: i32, name: &str) {
-    let path = path.as_mut_os_string();
-    path.clear();
-    path.push(root.as_os_str());
-    path.push("/");
-    path.push(itoa(pid, &mut [0; 12]));
-    path.push("/");
-    path.push(name);
+/// A fresh read buffer: always initialised up to its length, files are read into its
+/// front, and it grows when a file does not fit.
+pub fn buffer() -> Vec<u8> {
+    vec![0; 4096]
+}
+
+/// `PID/name` in `out`, without allocating.
+fn relative_path<'a>(pid: i32, name: &str, out: &'a mut [u8; 64]) -> &'a [u8] {
+    let mut digits = [0u8; 12];
+    let pid = itoa(pid, &mut digits).as_bytes();
+    let len = (pid.len() + 1 + name.len()).min(out.len());
+    let mut writer = &mut out[..];
+    for part in [pid, b"/", name.as_bytes()] {
+        let take = part.len().min(writer.len());
+        writer[..take].copy_from_slice(&part[..take]);
+        writer = &mut writer[take..];
+    }
+    &out[..len]
 }
 
 /// An open `/proc/PID` directory. Files opened through it belong to the process that
@@ -48,15 +78,6 @@ pub struct ProcDir {
 }
 
 impl ProcDir {
-    /// `None` when the process is gone.
-    pub fn open(path: &Path) -> io::Result<Option<ProcDir>> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        match nix::fcntl::open(path, flags, Mode::empty()) {
-            Ok(fd) => Ok(Some(ProcDir { fd })),
-            Err(errno) => vanished_or(io::Error::from(errno)),
-        }
-    }
-
     /// Reads `name` into the front of `buf`: the length, or `None` when the process is
     /// gone.
     pub fn read(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
@@ -65,15 +86,6 @@ impl ProcDir {
             Ok(fd) => fill(File::from(fd), buf),
             Err(errno) => vanished_or(io::Error::from(errno)),
         }
-    }
-}
-
-/// Reads the file at `path` into the front of `buf`: the length, or `None` when it (the
-/// process) is gone.
-pub fn read_path(path: &Path, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
-    match File::open(path) {
-        Ok(file) => fill(file, buf),
-        Err(error) => vanished_or(error),
     }
 }
 
@@ -136,28 +148,36 @@ mod tests {
     }
 
     #[test]
-    fn reads_files_larger_than_the_buffer() {
+    fn reads_files_larger_than_the_buffer_and_tells_gone_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("big");
+        std::fs::create_dir(dir.path().join("17")).expect("mkdir");
         let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &content).expect("write");
-        let mut buffers = Buffers::default();
-        let len = read_path(&path, &mut buffers.data)
+        std::fs::write(dir.path().join("17/big"), &content).expect("write");
+        let root = ProcRoot::open(dir.path()).expect("open");
+        let mut buf = buffer();
+        let len = root
+            .read(17, "big", &mut buf)
             .expect("read")
             .expect("present");
-        assert_eq!(&buffers.data[..len], &content[..]);
-        assert_eq!(
-            read_path(&dir.path().join("gone"), &mut buffers.data).expect("read"),
-            None
-        );
+        assert_eq!(&buf[..len], &content[..]);
+        assert_eq!(root.read(17, "gone", &mut buf).expect("read"), None);
+        assert_eq!(root.read(18, "big", &mut buf).expect("read"), None);
+        let pid_dir = root.open_pid(17).expect("open").expect("present");
+        let len = pid_dir
+            .read("big", &mut buf)
+            .expect("read")
+            .expect("present");
+        assert_eq!(len, content.len());
+        assert!(root.open_pid(18).expect("open").is_none());
     }
 
     #[test]
-    fn builds_paths_in_place() {
-        let mut path = PathBuf::new();
-        set_path(&mut path, Path::new("/proc"), 1234, "stat");
-        assert_eq!(path, Path::new("/proc/1234/stat"));
-        set_path(&mut path, Path::new("/x"), 5, "status");
-        assert_eq!(path, Path::new("/x/5/status"));
+    fn builds_relative_paths_in_place() {
+        let mut out = [0u8; 64];
+        assert_eq!(relative_path(1234, "stat", &mut out), b"1234/stat");
+        assert_eq!(
+            relative_path(5, "oom_score_adj", &mut out),
+            b"5/oom_score_adj"
+        );
     }
 }

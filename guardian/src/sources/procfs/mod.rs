@@ -30,7 +30,7 @@ use crate::{
     sources::cgroup::memory_line,
 };
 
-use io::{Buffers, ProcDir};
+use io::{ProcDir, ProcRoot};
 
 pub(crate) use parse::pressure as parse_pressure;
 
@@ -74,6 +74,7 @@ pub struct ScanReport {
 #[derive(Debug)]
 pub struct ProcReader {
     root: PathBuf,
+    dir: ProcRoot,
     page_size: u64,
     clock_ticks: u64,
     scans: AtomicU64,
@@ -84,13 +85,14 @@ impl ProcReader {
     /// ticks once.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, ProcError> {
         let root = root.into();
-        std::fs::read_dir(&root).map_err(|source| ProcError::Io {
-            op: "list",
+        let dir = ProcRoot::open(&root).map_err(|source| ProcError::Io {
+            op: "open",
             path: root.clone(),
             source,
         })?;
         Ok(ProcReader {
             root,
+            dir,
             page_size: sysconf(libc::_SC_PAGESIZE, "PAGESIZE")?,
             clock_ticks: sysconf(libc::_SC_CLK_TCK, "CLK_TCK")?,
             scans: AtomicU64::new(0),
@@ -120,18 +122,18 @@ impl ProcReader {
     /// Reads everything about one process. `Ok(None)` when it is gone (also when it
     /// vanished mid-read).
     pub fn read_process(&self, pid: i32) -> Result<Option<Process>, ProcError> {
-        self.read_full(pid, &mut Buffers::default())
+        self.read_full(pid, &mut io::buffer())
     }
 
     /// Refreshes one process's memory (from `stat` and `status`, read through the same
     /// `/proc/PID` directory). `None` if the process is gone or the pid now belongs to a
     /// process with another start time.
     pub fn read_memory(&self, key: ProcessKey) -> Result<Option<MemoryUsage>, ProcError> {
-        let mut buffers = Buffers::default();
+        let mut buf = io::buffer();
         let Some(dir) = self.open_dir(key.pid)? else {
             return Ok(None);
         };
-        let Some(stat) = self.read_stat(&dir, key.pid, &mut buffers)? else {
+        let Some(stat) = self.read_stat(&dir, key.pid, &mut buf)? else {
             return Ok(None);
         };
         if stat.start_ticks != key.start_ticks {
@@ -141,18 +143,18 @@ impl ProcReader {
             return Ok(Some(MemoryUsage::default()));
         }
         Ok(self
-            .read_status(&dir, key.pid, &mut buffers)?
+            .read_status(&dir, key.pid, &mut buf)?
             .map(|status| status.memory))
     }
 
     /// The start time of the process now holding `pid`: the killer compares it with the
     /// identity it decided on, right before opening a pidfd.
     pub fn start_ticks(&self, pid: i32) -> Result<Option<u64>, ProcError> {
-        let mut buffers = Buffers::default();
-        let Some(len) = self.read_by_path(pid, "stat", &mut buffers)? else {
+        let mut buf = io::buffer();
+        let Some(len) = self.read_by_path(pid, "stat", &mut buf)? else {
             return Ok(None);
         };
-        parse::stat(&buffers.data[..len])
+        parse::stat(&buf[..len])
             .map(|stat| Some(stat.start_ticks))
             .ok_or_else(|| self.parse_error(pid, "stat", "malformed"))
     }
@@ -175,9 +177,9 @@ impl ProcReader {
             }
         };
         report.processes.reserve(pids.len());
-        let mut buffers = Buffers::default();
+        let mut buf = io::buffer();
         for pid in pids {
-            match self.scan_one(pid, previous, scan, &mut buffers) {
+            match self.scan_one(pid, previous, scan, &mut buf) {
                 Ok(Some(process)) => report.processes.push(process),
                 Ok(None) => report.vanished += 1,
                 Err(error) => {
@@ -219,13 +221,13 @@ impl ProcReader {
         pid: i32,
         previous: &Model,
         scan: u64,
-        buffers: &mut Buffers,
+        buf: &mut Vec<u8>,
     ) -> Result<Option<Process>, ProcError> {
-        let Some(len) = self.read_by_path(pid, "stat", buffers)? else {
+        let Some(len) = self.read_by_path(pid, "stat", buf)? else {
             return Ok(None);
         };
-        let stat = parse::stat(&buffers.data[..len])
-            .ok_or_else(|| self.parse_error(pid, "stat", "malformed"))?;
+        let stat =
+            parse::stat(&buf[..len]).ok_or_else(|| self.parse_error(pid, "stat", "malformed"))?;
         let key = ProcessKey {
             pid,
             start_ticks: stat.start_ticks,
@@ -235,7 +237,7 @@ impl ProcReader {
             .process(&key)
             .filter(|known| !refresh && known.comm.as_bytes() == stat.comm);
         let Some(known) = known else {
-            return self.read_full(pid, buffers);
+            return self.read_full(pid, buf);
         };
         let (ppid, kernel_thread) = (stat.ppid, stat.kernel_thread());
         let rss = stat.rss_pages * self.page_size;
@@ -246,10 +248,10 @@ impl ProcReader {
         } else if rss.abs_diff(split_rss) <= (split_rss / 100).max(1 << 20) {
             (MemoryUsage { rss, ..*split }, known.uid)
         } else {
-            let Some(len) = self.read_by_path(pid, "status", buffers)? else {
+            let Some(len) = self.read_by_path(pid, "status", buf)? else {
                 return Ok(None);
             };
-            let status = parse::status(&buffers.data[..len])
+            let status = parse::status(&buf[..len])
                 .ok_or_else(|| self.parse_error(pid, "status", "no Uid line"))?;
             (status.memory, status.uid)
         };
@@ -270,29 +272,29 @@ impl ProcReader {
     }
 
     /// Reads all of one process through one open `/proc/PID` directory.
-    fn read_full(&self, pid: i32, buffers: &mut Buffers) -> Result<Option<Process>, ProcError> {
+    fn read_full(&self, pid: i32, buf: &mut Vec<u8>) -> Result<Option<Process>, ProcError> {
         let Some(dir) = self.open_dir(pid)? else {
             return Ok(None);
         };
-        let Some(stat) = self.read_stat(&dir, pid, buffers)? else {
+        let Some(stat) = self.read_stat(&dir, pid, buf)? else {
             return Ok(None);
         };
-        let Some(status) = self.read_status(&dir, pid, buffers)? else {
+        let Some(status) = self.read_status(&dir, pid, buf)? else {
             return Ok(None);
         };
-        let Some(len) = self.read_at(&dir, pid, "cmdline", buffers)? else {
+        let Some(len) = self.read_at(&dir, pid, "cmdline", buf)? else {
             return Ok(None);
         };
-        let cmdline = parse::cmdline(&buffers.data[..len]);
-        let Some(len) = self.read_at(&dir, pid, "cgroup", buffers)? else {
+        let cmdline = parse::cmdline(&buf[..len]);
+        let Some(len) = self.read_at(&dir, pid, "cgroup", buf)? else {
             return Ok(None);
         };
-        let cgroups = parse::cgroup(&buffers.data[..len])
+        let cgroups = parse::cgroup(&buf[..len])
             .ok_or_else(|| self.parse_error(pid, "cgroup", "not id:controllers:path lines"))?;
-        let Some(len) = self.read_at(&dir, pid, "oom_score_adj", buffers)? else {
+        let Some(len) = self.read_at(&dir, pid, "oom_score_adj", buf)? else {
             return Ok(None);
         };
-        let oom_score_adj = parse::oom_score_adj(&buffers.data[..len])
+        let oom_score_adj = parse::oom_score_adj(&buf[..len])
             .ok_or_else(|| self.parse_error(pid, "oom_score_adj", "not an integer"))?;
         let memory_cgroup = memory_line(&cgroups).map(|line| line.path.clone());
         let class = classify::classify(&cgroups);
@@ -320,10 +322,9 @@ impl ProcReader {
     }
 
     fn open_dir(&self, pid: i32) -> Result<Option<ProcDir>, ProcError> {
-        let path = self.root.join(pid.to_string());
-        ProcDir::open(&path).map_err(|source| ProcError::Io {
+        self.dir.open_pid(pid).map_err(|source| ProcError::Io {
             op: "open",
-            path,
+            path: self.root.join(pid.to_string()),
             source,
         })
     }
@@ -334,9 +335,9 @@ impl ProcReader {
         dir: &ProcDir,
         pid: i32,
         name: &'static str,
-        buffers: &mut Buffers,
+        buf: &mut Vec<u8>,
     ) -> Result<Option<usize>, ProcError> {
-        dir.read(name, &mut buffers.data)
+        dir.read(name, buf)
             .map_err(|source| self.io("read", Some((pid, name)), source))
     }
 
@@ -344,24 +345,24 @@ impl ProcReader {
         &self,
         dir: &ProcDir,
         pid: i32,
-        buffers: &mut Buffers,
+        buf: &mut Vec<u8>,
     ) -> Result<Option<OwnedStat>, ProcError> {
-        let Some(len) = self.read_at(dir, pid, "stat", buffers)? else {
+        let Some(len) = self.read_at(dir, pid, "stat", buf)? else {
             return Ok(None);
         };
-        self.own_stat(pid, &buffers.data[..len]).map(Some)
+        self.own_stat(pid, &buf[..len]).map(Some)
     }
 
-    /// Reads `/proc/PID/name` by path (one open, no directory fd): for single-file
-    /// reads where nothing needs to match another file of the same process.
+    /// Reads `/proc/PID/name` with one open (no `/proc/PID` fd): for single-file reads
+    /// where nothing needs to match another file of the same process.
     fn read_by_path(
         &self,
         pid: i32,
         name: &'static str,
-        buffers: &mut Buffers,
+        buf: &mut Vec<u8>,
     ) -> Result<Option<usize>, ProcError> {
-        io::set_path(&mut buffers.path, &self.root, pid, name);
-        io::read_path(&buffers.path, &mut buffers.data)
+        self.dir
+            .read(pid, name, buf)
             .map_err(|source| self.io("read", Some((pid, name)), source))
     }
 
@@ -369,12 +370,12 @@ impl ProcReader {
         &self,
         dir: &ProcDir,
         pid: i32,
-        buffers: &mut Buffers,
+        buf: &mut Vec<u8>,
     ) -> Result<Option<parse::Status>, ProcError> {
-        let Some(len) = self.read_at(dir, pid, "status", buffers)? else {
+        let Some(len) = self.read_at(dir, pid, "status", buf)? else {
             return Ok(None);
         };
-        parse::status(&buffers.data[..len])
+        parse::status(&buf[..len])
             .map(Some)
             .ok_or_else(|| self.parse_error(pid, "status", "no Uid line"))
     }
