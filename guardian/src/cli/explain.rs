@@ -3,6 +3,7 @@
 //! and why not. Reads /proc directly, so it works without a running daemon.
 
 use std::{
+    io::Write as _,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -49,10 +50,16 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let policy = Policy::new(&config, std::process::id() as i32)
         .context("building the kill policy from the config")?;
     let explanation = policy.explain(&process, &model);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)
     } else {
-        print!("{explanation}");
+        write!(out, "{explanation}")
+    };
+    match written {
+        // `guardian explain PID | head` is fine.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("writing to stdout")?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -283,9 +283,16 @@ fn class_details(class: &Classification) -> String {
     let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(class) else {
         return String::new();
     };
-    fields
+    // The runtime first, then the rest (id, pod, QoS) in name order.
+    let runtime = fields.get("runtime").map(|value| ("runtime", value));
+    let rest = fields
         .iter()
-        .filter(|(name, value)| *name != "kind" && !value.is_null())
+        .map(|(name, value)| (name.as_str(), value))
+        .filter(|(name, _)| !matches!(*name, "kind" | "runtime"));
+    runtime
+        .into_iter()
+        .chain(rest)
+        .filter(|(_, value)| !value.is_null())
         .map(|(name, value)| match value {
             serde_json::Value::String(text) => format!("{name} {text}"),
             value => format!("{name} {value}"),
