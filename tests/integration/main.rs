@@ -5,4 +5,5 @@ mod audit;
 mod common;
 mod docker;
 mod killswitch;
+mod metrics;
 mod systemd;

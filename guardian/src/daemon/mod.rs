@@ -4,4 +4,4 @@
 pub mod notify;
 mod state;
 
-pub use state::{AppState, SourceKind, SourceStatus, Telemetry};
+pub use state::{AppState, SourceKind, SourceStatus, Telemetry, Tracked};

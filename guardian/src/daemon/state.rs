@@ -12,7 +12,10 @@ use prometheus_client::metrics::{
 };
 use serde::Serialize;
 
-use crate::{config::Config, model::Model};
+use crate::{
+    config::Config,
+    model::{Model, ProcessKey},
+};
 
 /// Which source feeds the model, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -74,6 +77,14 @@ impl Default for Telemetry {
     }
 }
 
+/// A process a threshold rule has seen above its threshold and is waiting out `sustain`
+/// for (from `Policy::pending`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tracked {
+    pub key: ProcessKey,
+    pub rule: String,
+}
+
 /// Shared by the pipeline (writer) and the HTTP server (reader).
 #[derive(Debug)]
 pub struct AppState {
@@ -84,6 +95,9 @@ pub struct AppState {
     pub started: Instant,
     /// When the model last took fresh data (a scan or a batch of kernel events).
     pub last_update: RwLock<Instant>,
+    /// Processes kill rules are tracking; the pipeline replaces it after each policy
+    /// evaluation and /metrics always exports them (with the rule's threshold).
+    pub tracked: RwLock<Vec<Tracked>>,
 }
 
 impl AppState {
@@ -96,12 +110,16 @@ impl AppState {
             telemetry: Telemetry::default(),
             started: now,
             last_update: RwLock::new(now),
+            tracked: RwLock::new(Vec::new()),
         }
     }
 
     /// The config in force (replaced on reload).
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |config| config.clone())
+        self.config.read().map_or_else(
+            |poisoned| poisoned.into_inner().clone(),
+            |config| config.clone(),
+        )
     }
 
     /// Marks the model fresh.
@@ -113,7 +131,9 @@ impl AppState {
 
     /// Time since the model last took fresh data.
     pub fn staleness(&self) -> Duration {
-        self.last_update.read().map_or(Duration::MAX, |last| last.elapsed())
+        self.last_update
+            .read()
+            .map_or(Duration::MAX, |last| last.elapsed())
     }
 
     /// Fresh when data arrived within twice the scan interval (the watchdog's and

@@ -7,13 +7,18 @@ mod cgroups;
 mod exposition;
 mod families;
 mod host;
+mod kills;
 mod labels;
 mod processes;
 mod self_metrics;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::HashSet, fmt, sync::Arc};
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, PoisonError},
+};
 
 use axum::{
     extract::State,
@@ -27,6 +32,7 @@ use prometheus_client::{
 pub use exposition::Format;
 
 use crate::{daemon::AppState, model::ProcessKey};
+use processes::TrackedRow;
 
 /// GET /metrics.
 pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -67,21 +73,36 @@ impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let state = &*self.0;
         let config = state.config();
-        let always = always_exported(state);
-        let model = state
-            .model
+        let tracked = state
+            .tracked
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let model = state.model.read().unwrap_or_else(PoisonError::into_inner);
         self_metrics::encode(state, &model, &mut encoder)?;
         host::encode(&model, &mut encoder)?;
         let cgroups = cgroups::select(&model, config.metrics.max_cgroups);
         cgroups::encode(&cgroups, &mut encoder)?;
-        let processes = processes::select(&model, config.metrics.top_processes, &always);
-        processes::encode(&processes, &mut encoder)
-    }
-}
 
-/// Processes exported whatever their rank.
-fn always_exported(_state: &AppState) -> HashSet<ProcessKey> {
-    HashSet::new()
+        let tracked_rows: Vec<TrackedRow<'_>> = tracked
+            .iter()
+            .filter_map(|tracked| {
+                Some(TrackedRow {
+                    process: model.process(&tracked.key)?,
+                    rule: &tracked.rule,
+                    threshold: kills::rule_threshold(&config, &tracked.rule, model.host.total)?,
+                })
+            })
+            .collect();
+        let always: HashSet<ProcessKey> = tracked_rows.iter().map(|row| row.process.key).collect();
+        let processes = processes::select(&model, config.metrics.top_processes, &always);
+        processes::encode(&processes, &mut encoder)?;
+        processes::encode_tracked(&tracked_rows, &mut encoder)?;
+        kills::encode(
+            &config,
+            model.host.total,
+            &kills::DecisionCounts::new(),
+            &mut encoder,
+        )
+    }
 }

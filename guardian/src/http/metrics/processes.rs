@@ -11,7 +11,10 @@ use super::{
     families::{BYTES, Labels, gauges, infos},
     labels::{Lv, MAX_TEXT_LABEL, Placement, truncate},
 };
-use crate::model::{Model, Process, ProcessKey};
+use crate::{
+    audit::redact_cmdline,
+    model::{Model, Process, ProcessKey},
+};
 
 /// The processes exported: the `top` largest by RSS, then those in `always` (rule-tracked
 /// or leaking) that are still in the model; largest first. Kernel threads never.
@@ -59,6 +62,38 @@ fn labels(process: &Process) -> Labels<'_, 6> {
     ]
 }
 
+/// A process a kill rule tracks, with the rule and its threshold in bytes.
+pub struct TrackedRow<'a> {
+    pub process: &'a Process,
+    pub rule: &'a str,
+    pub threshold: u64,
+}
+
+/// Writes the threshold of every rule tracking a process, with the process's labels.
+pub fn encode_tracked(rows: &[TrackedRow<'_>], encoder: &mut DescriptorEncoder) -> fmt::Result {
+    gauges(
+        encoder,
+        "guardian_process_kill_threshold",
+        "Threshold of a kill rule that has seen the process above it and waits out its sustain time (only while it does)",
+        Some(&BYTES),
+        rows.iter().map(|row| {
+            let [pid, comm, scope, runtime, container_id, unit] = labels(row.process);
+            (
+                [
+                    pid,
+                    comm,
+                    scope,
+                    runtime,
+                    container_id,
+                    unit,
+                    ("rule", Lv::Text(row.rule)),
+                ],
+                row.threshold,
+            )
+        }),
+    )
+}
+
 /// Writes the process families for `processes`.
 pub fn encode(processes: &[&Process], encoder: &mut DescriptorEncoder) -> fmt::Result {
     let each = |value: fn(&Process) -> u64| {
@@ -102,10 +137,11 @@ pub fn encode(processes: &[&Process], encoder: &mut DescriptorEncoder) -> fmt::R
         each(|process| process.memory.swap),
     )?;
     let cmdlines: Vec<String> = processes.iter().map(|process| cmdline(process)).collect();
+    // Command lines leave the host in metrics: secrets in them are redacted first.
     infos(
         encoder,
         "guardian_process",
-        "What an exported process is: command line (first 256 bytes), user, parent and memory cgroup",
+        "What an exported process is: command line (secrets redacted, first 256 bytes), user, parent and memory cgroup",
         processes.iter().zip(&cmdlines).map(|(process, cmdline)| {
             [
                 ("pid", Lv::Int(i64::from(process.key.pid))),
@@ -122,24 +158,23 @@ pub fn encode(processes: &[&Process], encoder: &mut DescriptorEncoder) -> fmt::R
     )
 }
 
-/// The command line as `ps` shows it, cut to [`MAX_TEXT_LABEL`] bytes without joining
-/// more of it than that.
+/// The command line as `ps` shows it, secrets redacted as in the kill log, cut to
+/// [`MAX_TEXT_LABEL`] bytes (joining at most a few times that much first).
 fn cmdline(process: &Process) -> String {
     if process.cmdline.is_empty() {
         return truncate(&format!("[{}]", process.comm), MAX_TEXT_LABEL).to_string();
     }
+    // Redaction needs the words around a secret, so join a margin past the cut.
+    let budget = 4 * MAX_TEXT_LABEL;
     let mut text = String::new();
     for arg in &process.cmdline {
         if !text.is_empty() {
             text.push(' ');
         }
-        text.push_str(truncate(
-            arg,
-            MAX_TEXT_LABEL - text.len().min(MAX_TEXT_LABEL),
-        ));
-        if text.len() >= MAX_TEXT_LABEL {
+        text.push_str(truncate(arg, budget - text.len().min(budget)));
+        if text.len() >= budget {
             break;
         }
     }
-    truncate(&text, MAX_TEXT_LABEL).to_string()
+    truncate(&redact_cmdline(&text), MAX_TEXT_LABEL).to_string()
 }

@@ -283,3 +283,45 @@ fn escaping_and_truncation_helpers() {
     assert_eq!(truncate("héllo", 2), "h");
     assert_eq!(truncate("héllo", 3), "hé");
 }
+
+#[test]
+fn tracked_processes_are_exported_with_their_rule_threshold() {
+    let text = "[metrics]\ntop_processes = 1\n\n[[rule]]\nname = \"big\"\nthreshold = \"2MiB\"\nsustain = \"1h\"\n\n[[orphan_rule]]\nname = \"orphans\"\nolder_than = \"10m\"\n";
+    let config = Config::parse(std::path::Path::new("test.toml"), text).expect("config");
+    let state = state(config);
+    {
+        let mut model = state.model.write().expect("model lock");
+        model.upsert_process(process(1, "huge", &["huge"], 900));
+        model.upsert_process(process(2, "small", &["small", "--password", "hunter2"], 3));
+    }
+    *state.tracked.write().expect("tracked lock") = vec![crate::daemon::Tracked {
+        key: ProcessKey {
+            pid: 2,
+            start_ticks: 7,
+        },
+        rule: "big".into(),
+    }];
+    let body = render(&state, Format::Text).expect("render");
+    assert!(
+        body.contains("guardian_process_rss_bytes{pid=\"2\","),
+        "{body}"
+    );
+    assert!(
+        body.contains("guardian_process_rss_bytes{pid=\"1\","),
+        "{body}"
+    );
+    assert!(
+        body.contains("guardian_process_kill_threshold_bytes{pid=\"2\",comm=\"small\",scope=\"host\",runtime=\"\",container_id=\"\",unit=\"session-1.scope\",rule=\"big\"} 2097152\n"),
+        "{body}"
+    );
+    assert!(!body.contains("hunter2"), "secret exported: {body}");
+    assert!(body.contains("guardian_rule_threshold_bytes{rule=\"big\",scope=\"host\"} 2097152\n"));
+    for rule in ["big", "orphans"] {
+        for outcome in ["exited", "dry-run", "not-logged"] {
+            let line = format!(
+                "guardian_kill_decisions_total{{rule=\"{rule}\",outcome=\"{outcome}\"}} 0\n"
+            );
+            assert!(body.contains(&line), "{line} missing: {body}");
+        }
+    }
+}

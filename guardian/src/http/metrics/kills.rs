@@ -1,0 +1,100 @@
+//! Kill-switch families: rule thresholds, and decisions by rule and outcome (dry-run
+//! decisions are outcome "dry-run"), exported from start with zeros for every configured
+//! rule and every outcome so `increase()` sees the first kill.
+
+use std::{collections::BTreeMap, fmt};
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::{
+    families::{BYTES, counters, gauges},
+    labels::Lv,
+};
+use crate::{audit::OutcomeKind, config::Config};
+
+/// Every outcome a decision can have.
+pub fn outcomes() -> [OutcomeKind; 7] {
+    // The match makes a new outcome a compile error here until it is listed.
+    let listed = |outcome: OutcomeKind| match outcome {
+        OutcomeKind::Exited
+        | OutcomeKind::Survived
+        | OutcomeKind::Vanished
+        | OutcomeKind::PermissionDenied
+        | OutcomeKind::DryRun
+        | OutcomeKind::NotLogged
+        | OutcomeKind::Failed => outcome,
+    };
+    [
+        OutcomeKind::Exited,
+        OutcomeKind::Survived,
+        OutcomeKind::Vanished,
+        OutcomeKind::PermissionDenied,
+        OutcomeKind::DryRun,
+        OutcomeKind::NotLogged,
+        OutcomeKind::Failed,
+    ]
+    .map(listed)
+}
+
+/// The threshold of the threshold rule `name` in bytes, on a host with `mem_total`.
+pub fn rule_threshold(config: &Config, name: &str, mem_total: u64) -> Option<u64> {
+    config
+        .rules()
+        .find(|rule| rule.name == name)
+        .map(|rule| rule.threshold.resolve(mem_total))
+}
+
+/// Decisions so far by (rule, outcome).
+pub type DecisionCounts = BTreeMap<(String, &'static str), u64>;
+
+/// Writes the kill-switch families: thresholds from `config`, decisions from `counts`
+/// (zero for every configured rule and outcome not yet seen).
+pub fn encode(
+    config: &Config,
+    mem_total: u64,
+    counts: &DecisionCounts,
+    encoder: &mut DescriptorEncoder,
+) -> fmt::Result {
+    gauges(
+        encoder,
+        "guardian_rule_threshold",
+        "RSS above which a threshold rule acts (percentages resolved against MemTotal), by rule and scope",
+        Some(&BYTES),
+        config.rules().map(|rule| {
+            let scope = match rule.scope {
+                crate::config::Scope::Host => "host",
+                crate::config::Scope::Container => "container",
+                crate::config::Scope::Any => "any",
+            };
+            (
+                [("rule", Lv::Text(&rule.name)), ("scope", Lv::Text(scope))],
+                rule.threshold.resolve(mem_total),
+            )
+        }),
+    )?;
+    let mut all: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let names = config
+        .rules()
+        .map(|rule| rule.name.as_str())
+        .chain(config.orphan_rules().map(|rule| rule.name.as_str()));
+    for name in names {
+        for outcome in outcomes() {
+            all.insert((name, outcome.as_str()), 0);
+        }
+    }
+    for ((rule, outcome), count) in counts {
+        all.insert((rule.as_str(), outcome), *count);
+    }
+    counters(
+        encoder,
+        "guardian_kill_decisions",
+        "Kill decisions by rule and outcome (exited, survived, vanished, permission-denied, dry-run, not-logged, failed)",
+        None,
+        all.into_iter().map(|((rule, outcome), count)| {
+            (
+                [("rule", Lv::Text(rule)), ("outcome", Lv::Text(outcome))],
+                count,
+            )
+        }),
+    )
+}
