@@ -12,7 +12,7 @@ use super::{
     labels::{Lv, MAX_TEXT_LABEL, Placement, truncate},
 };
 use crate::{
-    audit::redact_cmdline,
+    audit::redact_argv,
     model::{Model, Process, ProcessKey},
 };
 
@@ -159,22 +159,23 @@ pub fn encode(processes: &[&Process], encoder: &mut DescriptorEncoder) -> fmt::R
 }
 
 /// The command line as `ps` shows it, secrets redacted as in the kill log, cut to
-/// [`MAX_TEXT_LABEL`] bytes (joining at most a few times that much first).
+/// [`MAX_TEXT_LABEL`] bytes (only the arguments within a few times that are redacted).
 fn cmdline(process: &Process) -> String {
     if process.cmdline.is_empty() {
         return truncate(&format!("[{}]", process.comm), MAX_TEXT_LABEL).to_string();
     }
-    // Redaction needs the words around a secret, so join a margin past the cut.
+    // Redaction needs the arguments around a secret, so keep a margin past the cut.
     let budget = 4 * MAX_TEXT_LABEL;
-    let mut text = String::new();
-    for arg in &process.cmdline {
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        text.push_str(truncate(arg, budget - text.len().min(budget)));
-        if text.len() >= budget {
-            break;
-        }
-    }
-    truncate(&redact_cmdline(&text), MAX_TEXT_LABEL).to_string()
+    let mut used = 0;
+    let args: Vec<&str> = process
+        .cmdline
+        .iter()
+        .take_while(|arg| {
+            let within = used < budget;
+            used += arg.len() + 1;
+            within
+        })
+        .map(|arg| truncate(arg, budget))
+        .collect();
+    truncate(&redact_argv(&args), MAX_TEXT_LABEL).to_string()
 }
