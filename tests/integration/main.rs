@@ -6,4 +6,5 @@ mod common;
 mod docker;
 mod killswitch;
 mod metrics;
+mod readers;
 mod systemd;
