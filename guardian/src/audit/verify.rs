@@ -38,6 +38,9 @@ pub struct VerifyReport {
     pub first_bad: Option<BadRecord>,
     /// A final line cut short by a crash: not tampering.
     pub torn_tail: Option<TornTail>,
+    /// (seq, hash) of the last good record: compare with an anchor kept elsewhere (the
+    /// journald line of the latest kill) to detect records cut from the end.
+    pub last: Option<(u64, String)>,
 }
 
 /// One file's share of the report.
@@ -90,6 +93,7 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, AuditError> {
         chain_start: None,
         first_bad: None,
         torn_tail: None,
+        last: None,
     };
     let mut last: Option<(u64, String)> = None;
     for (index, path) in paths.iter().enumerate() {
@@ -103,6 +107,7 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, AuditError> {
             break;
         }
     }
+    report.last = last;
     Ok(report)
 }
 
@@ -291,6 +296,9 @@ impl fmt::Display for VerifyReport {
                  these files: older files were dropped by retention or not given; accepted unchecked"
             )?,
             None => writeln!(f, "the log holds no records")?,
+        }
+        if let (None, Some((seq, hash))) = (&self.first_bad, &self.last) {
+            writeln!(f, "last record: seq {seq}, hash {hash}")?;
         }
         if let Some(torn) = &self.torn_tail {
             writeln!(

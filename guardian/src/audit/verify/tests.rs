@@ -55,6 +55,18 @@ fn an_intact_log_verifies() {
             .to_string()
             .starts_with("ok: 6 record(s) in 1 file(s)")
     );
+    let last_line = lines(&report.files[0].path).pop().expect("a line");
+    let last: Value = serde_json::from_str(&last_line).expect("json");
+    let (seq, hash) = report.last.clone().expect("last record");
+    assert_eq!(
+        (Some(seq), Some(hash.as_str())),
+        (last["seq"].as_u64(), last["hash"].as_str())
+    );
+    assert!(
+        report
+            .to_string()
+            .contains(&format!("last record: seq 6, hash {hash}"))
+    );
 }
 
 #[test]
