@@ -1,7 +1,194 @@
 //! The daemon: wires sources, model, policy, trends and outputs together, and handles
 //! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config).
 
+mod events;
 pub mod notify;
+mod pipeline;
+mod source;
 mod state;
 
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+};
+
 pub use state::{AppState, SourceKind, SourceStatus, Telemetry, Tracked};
+
+use crate::{
+    audit::KillLog,
+    config::{Config, ConfigError},
+    policy::Executor,
+};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    #[error(transparent)]
+    Pipeline(#[from] pipeline::PipelineError),
+    #[error("kill log: {0}")]
+    KillLog(#[from] crate::audit::AuditError),
+    #[error("installing the {signal} handler: {source}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs until SIGTERM or SIGINT. `config_path` is reread on SIGHUP.
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    if config.daemon.lock_memory {
+        lock_memory();
+    }
+    let kill_log = KillLog::open(&config.kill_log)?;
+    let executor = Arc::new(Executor::new(
+        Arc::new(Mutex::new(kill_log)),
+        config.kill_log.on_write_failure,
+        config.daemon.dry_run,
+        "/proc".into(),
+    ));
+    let started = source::start(&config)?;
+    let state = Arc::new(AppState::new(
+        config.clone(),
+        started.status.clone(),
+        executor.ledger(),
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http = crate::http::serve(config.daemon.listen, state.clone(), async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    })
+    .await?;
+
+    let (event_tx, event_rx) = mpsc::channel(events::CHANNEL_CAPACITY);
+    let mut ebpf = started.ebpf;
+    source::spawn_reader(
+        ebpf.as_mut(),
+        event_tx,
+        state.telemetry.events_lost_user.clone(),
+    )?;
+    let mut pipeline = pipeline::Pipeline::new(state.clone(), started.kind, executor)?;
+    pipeline.full_tick().await;
+    tracing::info!(
+        source = started.kind.as_str(),
+        processes = state.model.read().map(|m| m.process_count()).unwrap_or(0),
+        "ready"
+    );
+    notify::ready(&status_line(&state));
+
+    let result = main_loop(&mut pipeline, event_rx, ebpf.as_ref(), config_path).await;
+    notify::stopping();
+    let _ = stop_tx.send(true);
+    // Detach the programs before anything else.
+    drop(ebpf);
+    pipeline.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+    tracing::info!("stopped");
+    result
+}
+
+async fn main_loop(
+    pipeline: &mut pipeline::Pipeline,
+    mut events: mpsc::Receiver<crate::sources::KernelEvent>,
+    ebpf: Option<&source::EbpfHandle>,
+    config_path: Option<PathBuf>,
+) -> Result<(), DaemonError> {
+    let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
+    let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
+    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
+    let mut tick = tokio::time::interval(pipeline.scan_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(events::BATCH);
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
+            _ = hangup.recv() => {
+                notify::reloading();
+                reload(pipeline, config_path.as_deref());
+                notify::ready(&status_line(pipeline.state()));
+                tick = tokio::time::interval(pipeline.scan_interval());
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
+            _ = tick.tick() => {
+                events::note_kernel_drops(pipeline.state(), ebpf);
+                pipeline.tick().await;
+                // Only a fresh pipeline pets the watchdog: a hung one gets restarted.
+                if pipeline.state().is_fresh() {
+                    notify::watchdog();
+                }
+                notify::status(&status_line(pipeline.state()));
+            }
+            received = events.recv_many(&mut batch, events::BATCH), if !events.is_closed() || !batch.is_empty() => {
+                if received > 0 {
+                    pipeline.on_kernel_events(&mut batch).await;
+                }
+            }
+        }
+    }
+}
+
+/// The one-line status systemd shows: source, processes tracked, kills.
+fn status_line(state: &AppState) -> String {
+    let processes = state.model.read().map_or(0, |model| model.process_count());
+    let kills = state
+        .kills
+        .lock()
+        .map_or(0, |ledger| ledger.recent().count());
+    let source = state
+        .status
+        .read()
+        .map_or("unknown", |status| status.source.as_str());
+    format!("source={source} processes={processes} recent_kills={kills}")
+}
+
+fn install(
+    kind: SignalKind,
+    name: &'static str,
+) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    signal(kind).map_err(|source| DaemonError::Signal {
+        signal: name,
+        source,
+    })
+}
+
+/// SIGHUP: reread the config; a broken one keeps the old one running.
+fn reload(pipeline: &mut pipeline::Pipeline, path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: no config file to reload (started without one)");
+        return;
+    };
+    let result = Config::load(path);
+    let label = if result.is_ok() { "ok" } else { "error" };
+    pipeline
+        .state()
+        .telemetry
+        .reloads_total
+        .get_or_create(&vec![("result".to_string(), label.to_string())])
+        .inc();
+    match result {
+        Ok(config) => pipeline.apply_config(config),
+        Err(error @ ConfigError::Invalid { .. }) | Err(error @ ConfigError::Read { .. }) => {
+            tracing::error!(%error, "config reload rejected; the old config stays in force");
+        }
+    }
+}
+
+/// mlockall so the guardian keeps running under the memory pressure it fights.
+fn lock_memory() {
+    use nix::sys::mman::{MlockAllFlags, mlockall};
+    if let Err(error) = mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
+        tracing::warn!(%error, "mlockall failed; the guardian's memory may be swapped or reclaimed");
+    }
+}

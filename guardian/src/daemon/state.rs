@@ -1,7 +1,7 @@
 //! What the daemon shares between its pipeline and its HTTP server.
 
 use std::{
-    sync::{Arc, RwLock, atomic::AtomicU64},
+    sync::{Arc, Mutex, RwLock, atomic::AtomicU64},
     time::{Duration, Instant},
 };
 
@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::{
     config::Config,
     model::{Model, ProcessKey},
+    policy::Ledger,
 };
 
 /// Which source feeds the model, and why.
@@ -98,10 +99,12 @@ pub struct AppState {
     /// Processes kill rules are tracking; the pipeline replaces it after each policy
     /// evaluation and /metrics always exports them (with the rule's threshold).
     pub tracked: RwLock<Vec<Tracked>>,
+    /// Recent kill decisions and their counters (the executor records into it).
+    pub kills: Arc<Mutex<Ledger>>,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, status: SourceStatus) -> Self {
+    pub fn new(config: Arc<Config>, status: SourceStatus, kills: Arc<Mutex<Ledger>>) -> Self {
         let now = Instant::now();
         AppState {
             config: RwLock::new(config),
@@ -111,6 +114,7 @@ impl AppState {
             started: now,
             last_update: RwLock::new(now),
             tracked: RwLock::new(Vec::new()),
+            kills,
         }
     }
 

@@ -23,7 +23,11 @@ fn state() -> Arc<AppState> {
         cgroup_layout: "v2".into(),
         memory_hierarchy: "/sys/fs/cgroup".into(),
     };
-    let state = Arc::new(AppState::new(Arc::new(Config::default()), status));
+    let state = Arc::new(AppState::new(
+        Arc::new(Config::default()),
+        status,
+        Arc::default(),
+    ));
     {
         let mut model = state.model.write().expect("model lock");
         for (pid, comm, rss) in [(1, "init", 5), (2, "big", 50), (3, "mid", 20)] {

@@ -24,7 +24,7 @@ fn status() -> SourceStatus {
 }
 
 fn state(config: Config) -> Arc<AppState> {
-    Arc::new(AppState::new(Arc::new(config), status()))
+    Arc::new(AppState::new(Arc::new(config), status(), Arc::default()))
 }
 
 fn process(pid: i32, comm: &str, cmdline: &[&str], rss_mib: u64) -> Process {

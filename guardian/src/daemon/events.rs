@@ -1,0 +1,159 @@
+//! Applying kernel events to the model: RSS steps update one counter of a known
+//! process (a new pid is read from /proc in full), exits remove it, OOM victims are
+//! recorded with their cgroup and scope.
+
+use std::sync::atomic::Ordering;
+
+use guardian_ebpf::{MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES};
+
+use super::{AppState, source::EbpfHandle};
+use crate::{
+    model::{Limit, Model, OomEvent, OomOrigin, OomScope},
+    sources::{KernelEvent, procfs::ProcReader},
+};
+
+/// Kernel events queued between the ring buffer reader and the pipeline.
+pub const CHANNEL_CAPACITY: usize = 65_536;
+/// Events applied per pipeline wake-up.
+pub const BATCH: usize = 4096;
+
+/// Copies the kernel-side drop count into telemetry.
+pub fn note_kernel_drops(state: &AppState, ebpf: Option<&EbpfHandle>) {
+    if let Some(handle) = ebpf {
+        state
+            .telemetry
+            .events_lost_kernel
+            .store(handle.kernel_dropped(), Ordering::Relaxed);
+    }
+}
+
+/// Applies one event; returns the pid whose memory changed, if any.
+pub fn apply(
+    model: &mut Model,
+    proc: &ProcReader,
+    page_size: u64,
+    event: KernelEvent,
+) -> Option<i32> {
+    match event {
+        KernelEvent::Rss { pid, member, pages } => {
+            let bytes = u64::try_from(pages).unwrap_or(0) * page_size;
+            match model.process_by_pid_mut(pid) {
+                Some(process) => {
+                    let memory = &mut process.memory;
+                    match member {
+                        MM_FILEPAGES => memory.file = bytes,
+                        MM_ANONPAGES => memory.anon = bytes,
+                        MM_SHMEMPAGES => memory.shmem = bytes,
+                        _ => return None,
+                    }
+                    memory.rss = memory.anon + memory.file + memory.shmem;
+                }
+                None => discover(model, proc, pid)?,
+            }
+            Some(pid)
+        }
+        KernelEvent::Fork { pid, .. } | KernelEvent::Exec { pid } => {
+            discover(model, proc, pid)?;
+            Some(pid)
+        }
+        KernelEvent::Exit { pid } => {
+            model.remove_pid(pid);
+            None
+        }
+        KernelEvent::Oom(victim) => {
+            let event = oom_event(model, proc, &victim);
+            tracing::warn!(
+                pid = event.pid,
+                comm = event.comm.as_deref().unwrap_or(""),
+                cgroup = event.cgroup.as_deref().unwrap_or(""),
+                scope = event.scope.as_str(),
+                anon_rss_bytes = event.anon_rss_bytes,
+                "OOM kill"
+            );
+            model.record_oom(event);
+            None
+        }
+    }
+}
+
+/// Reads a process the model has not seen (threads, whose tgid differs, are skipped by
+/// the reader returning the leader's identity once).
+fn discover(model: &mut Model, proc: &ProcReader, pid: i32) -> Option<()> {
+    match proc.read_process(pid) {
+        Ok(Some(process)) if process.key.pid == pid => {
+            model.upsert_process(process);
+            Some(())
+        }
+        Ok(_) => None,
+        Err(error) => {
+            tracing::debug!(pid, %error, "cannot read a new process");
+            None
+        }
+    }
+}
+
+/// Builds the model's OOM record from the tracepoint's victim, with its memory cgroup
+/// (from the model, else /proc while it still exists) and scope: a cgroup OOM when the
+/// victim's cgroup or an ancestor has a limit below the host's memory and the host still
+/// had memory available, else a host-wide OOM.
+fn oom_event(model: &Model, proc: &ProcReader, victim: &guardian_ebpf::OomEvent) -> OomEvent {
+    let pid = victim.header.tgid as i32;
+    let cgroup = model
+        .process_by_pid(pid)
+        .and_then(|process| process.memory_cgroup.clone())
+        .or_else(|| {
+            proc.read_process(pid)
+                .ok()
+                .flatten()
+                .and_then(|process| process.memory_cgroup)
+        });
+    let scope = match &cgroup {
+        Some(path) if limited(model, path) && host_has_room(model) => OomScope::Cgroup,
+        _ => OomScope::Host,
+    };
+    let comm_len = victim
+        .comm
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(victim.comm.len());
+    let now = time::OffsetDateTime::now_utc();
+    OomEvent {
+        time: now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        unix_time: now.unix_timestamp_nanos() as f64 / 1e9,
+        pid: Some(pid),
+        comm: Some(String::from_utf8_lossy(&victim.comm[..comm_len]).into_owned()),
+        uid: Some(victim.uid),
+        cgroup,
+        scope,
+        anon_rss_bytes: Some(victim.anon_rss_kb * 1024),
+        file_rss_bytes: Some(victim.file_rss_kb * 1024),
+        shmem_rss_bytes: Some(victim.shmem_rss_kb * 1024),
+        oom_score_adj: Some(victim.oom_score_adj),
+        origin: OomOrigin::Tracepoint,
+    }
+}
+
+/// True when `path` or one of its ancestors has a memory limit below the host's total.
+fn limited(model: &Model, path: &str) -> bool {
+    let total = model.host.total;
+    let mut current = path;
+    loop {
+        if let Some(cgroup) = model.cgroup(current)
+            && let Limit::Bytes(limit) = cgroup.stats.limit
+            && (total == 0 || limit < total)
+        {
+            return true;
+        }
+        match current.rfind('/') {
+            Some(0) | None => return false,
+            Some(slash) => current = &current[..slash],
+        }
+    }
+}
+
+/// More than 5 % of the host's memory still available: the OOM was not host-wide.
+fn host_has_room(model: &Model) -> bool {
+    model.host.total == 0 || model.host.available * 20 > model.host.total
+}

@@ -1,0 +1,249 @@
+//! One pass of the guardian: refresh the model (a full /proc scan, or kernel events in
+//! between), read cgroups and host memory, turn OOM counters into events, feed trends,
+//! and hand due kill decisions to the executor.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::{AppState, SourceKind, Tracked, events};
+use crate::{
+    config::Config,
+    model::{Model, OomEvent, OomOrigin},
+    policy::{Executor, Policy, PolicyError},
+    sources::{
+        KernelEvent,
+        cgroup::{CgroupReader, OomWatch},
+        procfs::ProcReader,
+    },
+};
+
+/// Why the pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("/proc: {0}")]
+    Proc(#[from] crate::sources::procfs::ProcError),
+    #[error("cgroups: {0}")]
+    Cgroup(#[from] crate::sources::cgroup::CgroupError),
+    #[error("kill policy: {0}")]
+    Policy(#[from] PolicyError),
+}
+
+/// The daemon's working set, owned by the main loop.
+pub struct Pipeline {
+    state: Arc<AppState>,
+    kind: SourceKind,
+    proc: ProcReader,
+    cgroups: CgroupReader,
+    oom_watch: OomWatch,
+    policy: Policy,
+    executor: Arc<Executor>,
+    kills: tokio::task::JoinSet<()>,
+    last_full_scan: Instant,
+    page_size: u64,
+}
+
+impl Pipeline {
+    pub fn new(
+        state: Arc<AppState>,
+        kind: SourceKind,
+        executor: Arc<Executor>,
+    ) -> Result<Pipeline, PipelineError> {
+        let config = state.config();
+        let proc = ProcReader::new("/proc")?;
+        let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
+        let oom_watch = OomWatch::new(cgroups.hierarchy());
+        Ok(Pipeline {
+            policy: Policy::new(&config, std::process::id() as i32)?,
+            state,
+            kind,
+            proc,
+            cgroups,
+            oom_watch,
+            executor,
+            kills: tokio::task::JoinSet::new(),
+            last_full_scan: Instant::now(),
+            page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .map_or(4096, |size| size as u64),
+        })
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    pub fn scan_interval(&self) -> Duration {
+        self.state.config().daemon.scan_interval.0
+    }
+
+    /// The first pass: everything is read.
+    pub async fn full_tick(&mut self) {
+        self.refresh(true);
+        self.act();
+    }
+
+    /// The periodic pass. In eBPF mode processes are rescanned in full only every
+    /// `ebpf_rescan_interval`; events keep them current in between.
+    pub async fn tick(&mut self) {
+        let config = self.state.config();
+        let full = self.kind == SourceKind::Procfs
+            || self.last_full_scan.elapsed() >= config.daemon.ebpf_rescan_interval.0;
+        self.refresh(full);
+        self.act();
+    }
+
+    /// A batch of kernel events: applied, then the policy looks at once (kill latency).
+    pub async fn on_kernel_events(&mut self, batch: &mut Vec<KernelEvent>) {
+        self.state
+            .telemetry
+            .events_received_total
+            .inc_by(batch.len() as u64);
+        if let Ok(mut model) = self.state.model.write() {
+            for event in batch.drain(..) {
+                events::apply(&mut model, &self.proc, self.page_size, event);
+            }
+        }
+        self.state.touch();
+        self.act();
+    }
+
+    /// Takes a new config (SIGHUP). Source, listen address and kill log path need a
+    /// restart; the rest applies at once.
+    pub fn apply_config(&mut self, config: Config) {
+        let old = self.state.config();
+        if config.daemon.listen != old.daemon.listen
+            || config.daemon.source != old.daemon.source
+            || config.kill_log.path != old.kill_log.path
+            || config.daemon.dry_run != old.daemon.dry_run
+        {
+            tracing::warn!(
+                "daemon.source, daemon.listen, daemon.dry_run and kill_log.path changes apply at the next restart"
+            );
+        }
+        let mut config = config;
+        config.daemon.listen = old.daemon.listen;
+        config.daemon.source = old.daemon.source;
+        config.kill_log = old.kill_log.clone();
+        config.daemon.dry_run = old.daemon.dry_run;
+        match Policy::new(&config, std::process::id() as i32) {
+            Ok(policy) => {
+                self.policy = policy;
+                if let Ok(mut slot) = self.state.config.write() {
+                    *slot = Arc::new(config);
+                }
+                tracing::info!("config reloaded");
+            }
+            Err(error) => {
+                tracing::error!(%error, "config reload rejected; the old config stays in force")
+            }
+        }
+    }
+
+    /// Waits (bounded) for kills under way, so their outcomes reach the kill log.
+    pub async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while self.kills.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    fn refresh(&mut self, full: bool) {
+        let started = Instant::now();
+        let scan = full.then(|| {
+            let model = self.state.model.read();
+            model.map(|model| self.proc.scan(&model)).ok()
+        });
+        let cgroups = match self.cgroups.read_all() {
+            Ok(cgroups) => Some(cgroups),
+            Err(error) => {
+                tracing::warn!(%error, "cgroup read failed; keeping the previous cgroup view");
+                None
+            }
+        };
+        let host = self.proc.host_memory();
+        let Ok(mut model) = self.state.model.write() else {
+            return;
+        };
+        if let Some(Some(report)) = scan {
+            self.state
+                .telemetry
+                .vanished_total
+                .inc_by(u64::from(report.vanished));
+            model.replace_processes(report.processes);
+            self.last_full_scan = Instant::now();
+        }
+        match host {
+            Ok(host) => model.host = host,
+            Err(error) => tracing::warn!(%error, "cannot read host memory"),
+        }
+        if let Some(cgroups) = cgroups {
+            let changes = self.oom_watch.update(&cgroups);
+            model.replace_cgroups(cgroups);
+            if self.kind == SourceKind::Procfs {
+                record_counter_ooms(&mut model, changes);
+            }
+        }
+        drop(model);
+        self.state.telemetry.scans_total.inc();
+        self.state
+            .telemetry
+            .scan_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.state.touch();
+    }
+
+    /// Asks the policy for due decisions and runs each in its own task.
+    fn act(&mut self) {
+        while self.kills.try_join_next().is_some() {}
+        let decisions = match self.state.model.read() {
+            Ok(model) => self.policy.evaluate(&model, Instant::now()),
+            Err(_) => return,
+        };
+        if let Ok(mut tracked) = self.state.tracked.write() {
+            *tracked = self
+                .policy
+                .pending()
+                .map(|(key, rule, _)| Tracked {
+                    key,
+                    rule: rule.to_string(),
+                })
+                .collect();
+        }
+        for decision in decisions {
+            let executor = self.executor.clone();
+            self.kills.spawn(async move {
+                executor.execute(decision).await;
+            });
+        }
+    }
+}
+
+/// procfs mode: OOM kills found by cgroup counters.
+fn record_counter_ooms(model: &mut Model, changes: Vec<crate::sources::cgroup::OomCounterChange>) {
+    for change in changes {
+        let now = time::OffsetDateTime::now_utc();
+        for _ in 0..change.kills {
+            let event = OomEvent {
+                time: now
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                unix_time: now.unix_timestamp_nanos() as f64 / 1e9,
+                pid: None,
+                comm: None,
+                uid: None,
+                cgroup: Some(change.path.clone()),
+                scope: change.scope,
+                anon_rss_bytes: None,
+                file_rss_bytes: None,
+                shmem_rss_bytes: None,
+                oom_score_adj: None,
+                origin: OomOrigin::CgroupCounter,
+            };
+            tracing::warn!(cgroup = %change.path, scope = event.scope.as_str(), "OOM kill (cgroup counter)");
+            model.record_oom(event);
+        }
+    }
+}
