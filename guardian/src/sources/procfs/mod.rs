@@ -8,31 +8,32 @@
 //!
 //! Cost (measured on the project's 2-core VM, where one open+read+close of a /proc file
 //! costs 2.5 to 12 us): `stat` about 7 us, `status` 12, `statm` 4, `cgroup` 7,
-//! `cmdline` 4. A steady-state [`ProcReader::scan`] therefore reads only `stat` for a
-//! process it already knows (its RSS is there), and `status` only when the RSS moved
-//! enough for the anon/file/shmem split to be worth re-reading.
+//! `cmdline` 4. A steady-state scan ([`ProcReader::scan`], [`ProcReader::scan_into`])
+//! therefore reads only `stat` for a process it already knows (its RSS is there), and
+//! `status` only when the RSS moved enough for the anon/file/shmem split to be worth
+//! re-reading.
 
 mod io;
 mod parse;
+mod scan;
 #[cfg(test)]
 mod tests;
 
 use std::{
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::AtomicU64,
 };
-
-use tracing::debug;
 
 use crate::{
     classify,
-    model::{HostMemory, MemoryUsage, Model, Process, ProcessKey},
+    model::{HostMemory, MemoryUsage, Process, ProcessKey},
     sources::cgroup::memory_line,
 };
 
 use io::{ProcDir, ProcRoot};
 
 pub(crate) use parse::pressure as parse_pressure;
+pub use scan::{ScanReport, ScanSummary};
 
 /// What can go wrong reading /proc.
 #[derive(Debug, thiserror::Error)]
@@ -52,22 +53,6 @@ pub enum ProcError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Every how many scans a known process is read in full again (cmdline, cgroups,
-/// oom_score_adj, uid), staggered by pid so each scan refreshes about 1/60 of them. This
-/// bounds how stale a reused field can be (a process moved to another cgroup, a
-/// `setproctitle`, a changed `oom_score_adj`) at a cost of about 0.5 us per process.
-const FULL_REFRESH_SCANS: u64 = 60;
-
-/// The outcome of a scan of every process: what was read, and what was not.
-#[derive(Debug, Default)]
-pub struct ScanReport {
-    pub processes: Vec<Process>,
-    /// Processes that exited between listing /proc and reading them (normal).
-    pub vanished: u32,
-    /// Processes that could not be read or parsed (logged at debug level).
-    pub errors: u32,
 }
 
 /// Reads processes and host memory from a procfs root ("/proc", or a fixture tree).
@@ -159,38 +144,6 @@ impl ProcReader {
             .ok_or_else(|| self.parse_error(pid, "stat", "malformed"))
     }
 
-    /// Reads every process. Processes already in `previous` under the same identity and
-    /// `comm` keep their cmdline, cgroups, classification, uid and oom_score_adj (an exec
-    /// changes `comm` and triggers a full read; so does a staggered refresh every
-    /// [`FULL_REFRESH_SCANS`] scans); their RSS comes fresh from `stat`, and `status` is
-    /// read again only when the RSS moved by more than max(1 MiB, 1 %) since the
-    /// anon/file/shmem split was last read. Exits mid-scan are counted, not failed on.
-    pub fn scan(&self, previous: &Model) -> ScanReport {
-        let scan = self.scans.fetch_add(1, Ordering::Relaxed);
-        let mut report = ScanReport::default();
-        let pids = match self.pids() {
-            Ok(pids) => pids,
-            Err(error) => {
-                debug!(%error, "listing processes failed");
-                report.errors += 1;
-                return report;
-            }
-        };
-        report.processes.reserve(pids.len());
-        let mut buf = io::buffer();
-        for pid in pids {
-            match self.scan_one(pid, previous, scan, &mut buf) {
-                Ok(Some(process)) => report.processes.push(process),
-                Ok(None) => report.vanished += 1,
-                Err(error) => {
-                    debug!(pid, %error, "reading process failed");
-                    report.errors += 1;
-                }
-            }
-        }
-        report
-    }
-
     /// Host-wide memory: `/proc/meminfo` and, when present, `/proc/pressure/memory`.
     pub fn host_memory(&self) -> Result<HostMemory, ProcError> {
         let path = self.root.join("meminfo");
@@ -216,63 +169,12 @@ impl ProcReader {
         })
     }
 
-    fn scan_one(
+    /// Reads all of one process through one open `/proc/PID` directory.
+    pub(super) fn read_full(
         &self,
         pid: i32,
-        previous: &Model,
-        scan: u64,
         buf: &mut Vec<u8>,
     ) -> Result<Option<Process>, ProcError> {
-        let Some(len) = self.read_by_path(pid, "stat", buf)? else {
-            return Ok(None);
-        };
-        let stat =
-            parse::stat(&buf[..len]).ok_or_else(|| self.parse_error(pid, "stat", "malformed"))?;
-        let key = ProcessKey {
-            pid,
-            start_ticks: stat.start_ticks,
-        };
-        let refresh = u64::from(pid.unsigned_abs()).wrapping_add(scan) % FULL_REFRESH_SCANS == 0;
-        let known = previous
-            .process(&key)
-            .filter(|known| !refresh && known.comm.as_bytes() == stat.comm);
-        let Some(known) = known else {
-            return self.read_full(pid, buf);
-        };
-        let (ppid, kernel_thread) = (stat.ppid, stat.kernel_thread());
-        let rss = stat.rss_pages * self.page_size;
-        let split = &known.memory;
-        let split_rss = split.anon + split.file + split.shmem;
-        let (memory, uid) = if kernel_thread {
-            (MemoryUsage::default(), known.uid)
-        } else if rss.abs_diff(split_rss) <= (split_rss / 100).max(1 << 20) {
-            (MemoryUsage { rss, ..*split }, known.uid)
-        } else {
-            let Some(len) = self.read_by_path(pid, "status", buf)? else {
-                return Ok(None);
-            };
-            let status = parse::status(&buf[..len])
-                .ok_or_else(|| self.parse_error(pid, "status", "no Uid line"))?;
-            (status.memory, status.uid)
-        };
-        Ok(Some(Process {
-            key,
-            ppid,
-            uid,
-            comm: known.comm.clone(),
-            cmdline: known.cmdline.clone(),
-            kernel_thread,
-            oom_score_adj: known.oom_score_adj,
-            memory,
-            cgroups: known.cgroups.clone(),
-            memory_cgroup: known.memory_cgroup.clone(),
-            class: known.class.clone(),
-            started_secs: known.started_secs,
-        }))
-    }
-
-    /// Reads all of one process through one open `/proc/PID` directory.
-    fn read_full(&self, pid: i32, buf: &mut Vec<u8>) -> Result<Option<Process>, ProcError> {
         let Some(dir) = self.open_dir(pid)? else {
             return Ok(None);
         };
@@ -355,7 +257,7 @@ impl ProcReader {
 
     /// Reads `/proc/PID/name` with one open (no `/proc/PID` fd): for single-file reads
     /// where nothing needs to match another file of the same process.
-    fn read_by_path(
+    pub(super) fn read_by_path(
         &self,
         pid: i32,
         name: &'static str,
@@ -404,7 +306,7 @@ impl ProcReader {
         ProcError::Io { op, path, source }
     }
 
-    fn parse_error(&self, pid: i32, name: &str, reason: &'static str) -> ProcError {
+    pub(super) fn parse_error(&self, pid: i32, name: &str, reason: &'static str) -> ProcError {
         ProcError::Parse {
             path: self.path(pid, name),
             reason,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::classify::{Classification, Runtime};
+use crate::model::Model;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/proc")
@@ -269,4 +270,48 @@ fn this_hosts_own_process_reads_back() {
     let report = reader.scan(&Model::default());
     assert!(report.processes.iter().any(|p| p.key == me.key));
     assert!(report.processes.iter().any(|p| p.kernel_thread));
+}
+
+#[test]
+fn scan_into_matches_scan_and_removes_exited_processes() {
+    let dir = scratch();
+    let reader = ProcReader::new(dir.path()).expect("reader");
+    let mut model = Model::default();
+    let first = reader.scan_into(&mut model);
+    assert_eq!(
+        first,
+        ScanSummary {
+            processes: 7,
+            exited: 0,
+            vanished: 1,
+            errors: 0
+        }
+    );
+    let report = reader.scan(&Model::default());
+    for process in &report.processes {
+        let twin = model.process(&process.key).expect("same processes");
+        assert_eq!(twin.memory, process.memory);
+        assert_eq!(twin.cmdline, process.cmdline);
+        assert_eq!(twin.class, process.class);
+    }
+
+    // 43 exits, 42's RSS grows, 120 cannot be parsed any more (kept as it was).
+    std::fs::remove_dir_all(dir.path().join("43")).expect("rm");
+    set_rss_pages(dir.path(), 42, 13_312 + 64);
+    std::fs::write(dir.path().join("120/stat"), "garbage").expect("write");
+    let second = reader.scan_into(&mut model);
+    assert_eq!(
+        second,
+        ScanSummary {
+            processes: 6,
+            exited: 1,
+            vanished: 1,
+            errors: 1
+        }
+    );
+    assert!(model.process_by_pid(43).is_none());
+    assert!(model.process_by_pid(120).is_some());
+    let hog = model.process_by_pid(42).expect("42");
+    assert_eq!(hog.memory.rss, (13_312 + 64) * reader.page_size);
+    assert_eq!(hog.cmdline[0], "node");
 }

@@ -1,0 +1,208 @@
+//! Scanning every process: a full read for processes the model does not know, and for
+//! the ones it does only what changes between scans (RSS, ppid), from one `stat` read.
+
+use std::{collections::HashSet, sync::atomic::Ordering};
+
+use tracing::debug;
+
+use crate::model::{MemoryUsage, Model, Process, ProcessKey};
+
+use super::{ProcError, ProcReader, io, parse};
+
+/// Every how many scans a known process is read in full again (cmdline, cgroups,
+/// oom_score_adj, uid), staggered by pid so each scan refreshes about 1/60 of them. This
+/// bounds how stale a reused field can be (a process moved to another cgroup, a
+/// `setproctitle`, a changed `oom_score_adj`) at a cost of about 0.5 us per process.
+const FULL_REFRESH_SCANS: u64 = 60;
+
+/// The outcome of [`ProcReader::scan`]: what was read, and what was not.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub processes: Vec<Process>,
+    /// Processes that exited between listing /proc and reading them (normal).
+    pub vanished: u32,
+    /// Processes that could not be read or parsed (logged at debug level).
+    pub errors: u32,
+}
+
+/// The outcome of [`ProcReader::scan_into`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Processes in the model after the scan.
+    pub processes: u32,
+    /// Processes the model had that are gone (removed from it).
+    pub exited: u32,
+    /// Processes that exited between listing /proc and reading them (normal).
+    pub vanished: u32,
+    /// Processes that could not be read or parsed (kept as they were, logged at debug).
+    pub errors: u32,
+}
+
+/// What one pid turned out to be.
+enum Seen {
+    /// A process the model knows: only what changes between scans.
+    Known(Refresh),
+    /// A process read in full (new, exec'd, reused pid, or due for a refresh).
+    Full(Process),
+    Gone,
+}
+
+/// The fields a steady-state scan refreshes in a known process.
+struct Refresh {
+    key: ProcessKey,
+    ppid: i32,
+    uid: u32,
+    memory: MemoryUsage,
+}
+
+impl Refresh {
+    fn apply(self, process: &mut Process) {
+        process.ppid = self.ppid;
+        process.uid = self.uid;
+        process.memory = self.memory;
+    }
+}
+
+impl ProcReader {
+    /// Reads every process. Processes already in `previous` under the same identity and
+    /// `comm` keep their cmdline, cgroups, classification, uid and oom_score_adj (an exec
+    /// changes `comm` and triggers a full read; so does a staggered refresh every 60
+    /// scans); their RSS comes fresh from `stat`, and `status` is read again only when
+    /// the RSS moved by more than max(1 MiB, 1 %) since the anon/file/shmem split was
+    /// last read. Exits mid-scan are counted, not failed on.
+    pub fn scan(&self, previous: &Model) -> ScanReport {
+        let scan = self.scans.fetch_add(1, Ordering::Relaxed);
+        let mut report = ScanReport::default();
+        let pids = match self.pids() {
+            Ok(pids) => pids,
+            Err(error) => {
+                debug!(%error, "listing processes failed");
+                report.errors += 1;
+                return report;
+            }
+        };
+        report.processes.reserve(pids.len());
+        let mut buf = io::buffer();
+        for pid in pids {
+            match self.look(pid, previous, scan, &mut buf) {
+                Ok(Seen::Known(refresh)) => {
+                    if let Some(known) = previous.process(&refresh.key) {
+                        let mut process = known.clone();
+                        refresh.apply(&mut process);
+                        report.processes.push(process);
+                    }
+                }
+                Ok(Seen::Full(process)) => report.processes.push(process),
+                Ok(Seen::Gone) => report.vanished += 1,
+                Err(error) => {
+                    debug!(pid, %error, "reading process failed");
+                    report.errors += 1;
+                }
+            }
+        }
+        report
+    }
+
+    /// Like [`ProcReader::scan`], but updates `model` in place: known processes are
+    /// refreshed without copying their cmdline, cgroups and classification, new ones are
+    /// added, exited ones removed. Cheaper in CPU (no clone, no rebuild of the table)
+    /// and memory (no second table while scanning), at the price of holding the model
+    /// mutably for the whole scan. A process that could not be read is kept as it was.
+    /// If /proc cannot be listed at all, the model is left alone and `errors` is 1.
+    pub fn scan_into(&self, model: &mut Model) -> ScanSummary {
+        let scan = self.scans.fetch_add(1, Ordering::Relaxed);
+        let mut summary = ScanSummary::default();
+        let pids = match self.pids() {
+            Ok(pids) => pids,
+            Err(error) => {
+                debug!(%error, "listing processes failed");
+                summary.errors += 1;
+                return summary;
+            }
+        };
+        let mut present = HashSet::with_capacity(pids.len());
+        let mut buf = io::buffer();
+        for pid in pids {
+            match self.look(pid, model, scan, &mut buf) {
+                Ok(Seen::Known(refresh)) => {
+                    if let Some(process) = model.process_mut(&refresh.key) {
+                        refresh.apply(process);
+                    }
+                }
+                Ok(Seen::Full(process)) => model.upsert_process(process),
+                Ok(Seen::Gone) => {
+                    summary.vanished += 1;
+                    continue;
+                }
+                Err(error) => {
+                    debug!(pid, %error, "reading process failed");
+                    summary.errors += 1;
+                }
+            }
+            present.insert(pid);
+        }
+        let exited: Vec<i32> = model
+            .processes()
+            .map(|process| process.key.pid)
+            .filter(|pid| !present.contains(pid))
+            .collect();
+        for pid in &exited {
+            model.remove_pid(*pid);
+        }
+        summary.exited = u32::try_from(exited.len()).unwrap_or(u32::MAX);
+        summary.processes = u32::try_from(model.process_count()).unwrap_or(u32::MAX);
+        summary
+    }
+
+    /// Reads `stat` of `pid` and decides: refresh a process `known` has, or read it in
+    /// full.
+    fn look(
+        &self,
+        pid: i32,
+        known: &Model,
+        scan: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<Seen, ProcError> {
+        let Some(len) = self.read_by_path(pid, "stat", buf)? else {
+            return Ok(Seen::Gone);
+        };
+        let stat =
+            parse::stat(&buf[..len]).ok_or_else(|| self.parse_error(pid, "stat", "malformed"))?;
+        let key = ProcessKey {
+            pid,
+            start_ticks: stat.start_ticks,
+        };
+        let refresh = u64::from(pid.unsigned_abs()).wrapping_add(scan) % FULL_REFRESH_SCANS == 0;
+        let known = known
+            .process(&key)
+            .filter(|known| !refresh && known.comm.as_bytes() == stat.comm);
+        let Some(known) = known else {
+            return Ok(match self.read_full(pid, buf)? {
+                Some(process) => Seen::Full(process),
+                None => Seen::Gone,
+            });
+        };
+        let (ppid, kernel_thread) = (stat.ppid, stat.kernel_thread());
+        let rss = stat.rss_pages * self.page_size;
+        let split = &known.memory;
+        let split_rss = split.anon + split.file + split.shmem;
+        let (memory, uid) = if kernel_thread {
+            (MemoryUsage::default(), known.uid)
+        } else if rss.abs_diff(split_rss) <= (split_rss / 100).max(1 << 20) {
+            (MemoryUsage { rss, ..*split }, known.uid)
+        } else {
+            let Some(len) = self.read_by_path(pid, "status", buf)? else {
+                return Ok(Seen::Gone);
+            };
+            let status = parse::status(&buf[..len])
+                .ok_or_else(|| self.parse_error(pid, "status", "no Uid line"))?;
+            (status.memory, status.uid)
+        };
+        Ok(Seen::Known(Refresh {
+            key,
+            ppid,
+            uid,
+            memory,
+        }))
+    }
+}
