@@ -132,6 +132,27 @@ impl Policy {
         })
     }
 
+    /// Takes a new config (SIGHUP) without forgetting what the brakes remember: kills in
+    /// the current rate window, per-program backoff, processes already decided on, and
+    /// the sustain timers of rules that keep their name. A fresh [`Policy::new`] instead
+    /// would let a reload reset the rate limit.
+    pub fn reload(&mut self, config: &Config) -> Result<(), PolicyError> {
+        let mut next = Policy::new(config, self.protect.self_pid())?;
+        next.brakes.inherit(&self.brakes);
+        next.dry_brakes.inherit(&self.dry_brakes);
+        for ((index, key), since) in &self.sustain {
+            let name = &self.rules[*index].name;
+            if let Some(new_index) = next.rules.iter().position(|rule| &rule.name == name) {
+                next.sustain.insert((new_index, *key), *since);
+            }
+        }
+        next.decided = std::mem::take(&mut self.decided);
+        next.held_back = std::mem::take(&mut self.held_back);
+        next.suppressed = self.suppressed;
+        *self = next;
+        Ok(())
+    }
+
     /// True when the config has any rule at all (without rules the policy never decides).
     pub fn has_rules(&self) -> bool {
         !self.rules.is_empty() || !self.orphans.is_empty()
@@ -334,6 +355,12 @@ impl Brakes {
             rate: RateLimiter::new(safety),
             backoff: Backoff::new(safety),
         }
+    }
+
+    /// Keeps the history of `old` under this config's limits.
+    fn inherit(&mut self, old: &Brakes) {
+        self.rate.inherit(&old.rate);
+        self.backoff.inherit(&old.backoff);
     }
 }
 

@@ -100,6 +100,10 @@ impl ProtectList {
         }
     }
 
+    pub(crate) fn self_pid(&self) -> i32 {
+        self.self_pid
+    }
+
     /// Why `process` is protected, or `None` when a rule may kill it.
     pub(crate) fn check(&self, process: &Process) -> Option<Protected> {
         if process.key.pid == 1 {

@@ -50,6 +50,11 @@ impl RateLimiter {
         self.recent.push_back(now);
     }
 
+    /// Takes over the decisions `old` counted (after a config reload).
+    pub(crate) fn inherit(&mut self, old: &RateLimiter) {
+        self.recent.clone_from(&old.recent);
+    }
+
     /// Decisions made in the current window.
     pub(crate) fn used(&self, now: Instant) -> usize {
         self.recent
@@ -105,6 +110,11 @@ impl Backoff {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Takes over the programs `old` remembers (after a config reload).
+    pub(crate) fn inherit(&mut self, old: &Backoff) {
+        self.programs.clone_from(&old.programs);
     }
 
     /// Notes a kill of the program now.

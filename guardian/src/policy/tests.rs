@@ -450,6 +450,32 @@ fn a_decided_process_is_not_decided_again_while_the_kill_runs() {
     assert_eq!(policy.evaluate_at(&model, retry, None).len(), 1);
 }
 
+#[test]
+fn a_reload_keeps_the_brakes_and_the_sustain_timers() {
+    let safety = "[safety]\nmax_kills = 1\nrate_window = \"1h\"\n";
+    let big = "[[rule]]\nname = \"big\"\nthreshold = \"300MiB\"\nsustain = \"10s\"\n";
+    let new = "[[rule]]\nname = \"new\"\nthreshold = \"1GiB\"\n";
+    let mut policy = policy(&format!("{safety}{big}"));
+    let t0 = Instant::now();
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    let first = model(vec![process(10, "a", "a", 400)]);
+    assert!(policy.evaluate_at(&first, at(0), None).is_empty());
+    assert_eq!(pids(&policy.evaluate_at(&first, at(10), None)), [10]);
+    let second = model(vec![process(11, "b", "b", 400)]);
+    assert!(policy.evaluate_at(&second, at(11), None).is_empty());
+
+    // "big" moves to the second place; its timer (started at 11 s) moves with it.
+    policy
+        .reload(&config(&format!("{safety}{new}{big}")))
+        .expect("reload");
+    assert_eq!(policy.pending().count(), 1);
+    assert!(
+        policy.evaluate_at(&second, at(21), None).is_empty(),
+        "the reload reset the rate limit"
+    );
+    assert_eq!(policy.suppressed().rate_limit, 1);
+}
+
 const ORPHAN_RULE: &str = r#"
 [[orphan_rule]]
 name = "orphans"
