@@ -7,4 +7,5 @@ mod docker;
 mod killswitch;
 mod metrics;
 mod readers;
+mod sources;
 mod systemd;

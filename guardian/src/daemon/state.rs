@@ -94,8 +94,9 @@ pub struct AppState {
     pub status: RwLock<SourceStatus>,
     pub telemetry: Telemetry,
     pub started: Instant,
-    /// When the model last took fresh data (a scan or a batch of kernel events).
-    pub last_update: RwLock<Instant>,
+    /// When the model last took fresh data (a scan or a batch of kernel events); `None`
+    /// until the first scan is done.
+    pub last_update: RwLock<Option<Instant>>,
     /// Processes kill rules are tracking; the pipeline replaces it after each policy
     /// evaluation and /metrics always exports them (with the rule's threshold).
     pub tracked: RwLock<Vec<Tracked>>,
@@ -112,7 +113,7 @@ impl AppState {
             status: RwLock::new(status),
             telemetry: Telemetry::default(),
             started: now,
-            last_update: RwLock::new(now),
+            last_update: RwLock::new(None),
             tracked: RwLock::new(Vec::new()),
             kills,
         }
@@ -129,20 +130,28 @@ impl AppState {
     /// Marks the model fresh.
     pub fn touch(&self) {
         if let Ok(mut last) = self.last_update.write() {
-            *last = Instant::now();
+            *last = Some(Instant::now());
         }
     }
 
-    /// Time since the model last took fresh data.
+    /// True once the first scan is done.
+    pub fn has_data(&self) -> bool {
+        self.last_update.read().is_ok_and(|last| last.is_some())
+    }
+
+    /// Time since the model last took fresh data (since start, before the first scan).
     pub fn staleness(&self) -> Duration {
-        self.last_update
-            .read()
-            .map_or(Duration::MAX, |last| last.elapsed())
+        match self.last_update.read() {
+            Ok(last) => last.unwrap_or(self.started).elapsed(),
+            Err(_) => Duration::MAX,
+        }
     }
 
     /// Fresh when data arrived within twice the scan interval (the watchdog's and
     /// /healthz's rule).
     pub fn is_fresh(&self) -> bool {
-        self.staleness() <= self.config().daemon.scan_interval.0 * 2 + Duration::from_millis(500)
+        self.has_data()
+            && self.staleness()
+                <= self.config().daemon.scan_interval.0 * 2 + Duration::from_millis(500)
     }
 }

@@ -61,6 +61,11 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let staleness = state.staleness();
     if state.is_fresh() {
         (StatusCode::OK, "ok\n".to_string())
+    } else if !state.has_data() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: the first scan is not done yet\n".to_string(),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
