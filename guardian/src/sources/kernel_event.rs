@@ -5,10 +5,21 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KernelEvent {
     /// One RSS counter of `pid` (an `mm_struct` member) is now `pages`.
-    Rss { pid: i32, member: u32, pages: i64 },
+    Rss {
+        pid: i32,
+        member: u32,
+        pages: i64,
+    },
     /// The OOM killer chose a victim.
     Oom(guardian_ebpf::OomEvent),
-    Fork { pid: i32, parent: i32 },
-    Exec { pid: i32 },
-    Exit { pid: i32 },
+    Fork {
+        pid: i32,
+        parent: i32,
+    },
+    Exec {
+        pid: i32,
+    },
+    Exit {
+        pid: i32,
+    },
 }

@@ -4,7 +4,7 @@
 pub mod cgroup;
 #[cfg(feature = "ebpf")]
 pub mod ebpf;
-pub mod procfs;
 mod kernel_event;
+pub mod procfs;
 
 pub use kernel_event::KernelEvent;
