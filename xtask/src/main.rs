@@ -4,6 +4,7 @@
 mod bench;
 mod bench_scrape;
 mod cmd;
+mod package;
 mod setup;
 mod test;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Measured figures of issues 4, 5 and 7, each as a ratio against a baseline run
     /// beside it, with the target (release binaries; needs root).
     Bench(bench::Options),
+    /// Build the Debian package (cargo-deb): binary, systemd unit, config as a conffile,
+    /// alert rules and dashboard.
+    Package,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run { args } => run(&root, &args),
         Command::Test => test::test(&root),
         Command::Bench(options) => bench::bench(&root, &options),
+        Command::Package => package::package(&root).map(drop),
     }
 }
 
