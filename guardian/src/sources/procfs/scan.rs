@@ -173,9 +173,11 @@ impl ProcReader {
             start_ticks: stat.start_ticks,
         };
         let refresh = u64::from(pid.unsigned_abs()).wrapping_add(scan) % FULL_REFRESH_SCANS == 0;
+        // The model keeps comm as (lossy) UTF-8: compare the same way, which borrows
+        // instead of allocating when the raw comm is valid UTF-8.
         let known = known
             .process(&key)
-            .filter(|known| !refresh && known.comm.as_bytes() == stat.comm);
+            .filter(|known| !refresh && String::from_utf8_lossy(stat.comm) == known.comm);
         let Some(known) = known else {
             return Ok(match self.read_full(pid, buf)? {
                 Some(process) => Seen::Full(process),

@@ -315,3 +315,35 @@ fn scan_into_matches_scan_and_removes_exited_processes() {
     assert_eq!(hog.memory.rss, (13_312 + 64) * reader.page_size);
     assert_eq!(hog.cmdline[0], "node");
 }
+
+#[test]
+fn a_comm_that_is_not_utf8_is_still_recognised_between_scans() {
+    let dir = scratch();
+    let path = dir.path().join("42/stat");
+    let stat = std::fs::read(&path).expect("stat");
+    let renamed = String::from_utf8(stat)
+        .expect("utf-8 fixture")
+        .replace("(a) b)", "(a\u{1}b)")
+        .into_bytes()
+        .into_iter()
+        .map(|b| if b == 1 { 0xff } else { b })
+        .collect::<Vec<u8>>();
+    std::fs::write(&path, renamed).expect("write");
+    let reader = ProcReader::new(dir.path()).expect("reader");
+    let model = model_of(&reader.scan(&Model::default()).processes);
+    assert_eq!(
+        model.process_by_pid(42).map(|p| p.comm.as_str()),
+        Some("a\u{fffd}b")
+    );
+    std::fs::write(dir.path().join("42/cmdline"), b"changed\0").expect("write");
+    let again = reader.scan(&model);
+    let process = again
+        .processes
+        .iter()
+        .find(|p| p.key.pid == 42)
+        .expect("42");
+    assert_eq!(
+        process.cmdline[0], "node",
+        "known process reused, not re-read"
+    );
+}
