@@ -5,9 +5,14 @@ mod containers;
 mod executor;
 mod orphans;
 
-use std::time::Duration;
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
-use crate::common::{Daemon, Needs, TestProcess, marker, require, spawn_hog, wait_for};
+use crate::common::{Daemon, Needs, TestProcess, marker, memhog_bin, require, spawn_hog, wait_for};
 
 /// Long enough for any kill on a loaded 2-core machine; tests wait, never time.
 const KILL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -99,12 +104,12 @@ fn host_process_above_threshold_is_killed_and_one_below_is_not() {
         return;
     }
     let m = marker("above");
+    let mut small = spawn_hog(&m, &["--rss", "20"]);
+    let mut big = spawn_hog(&m, &["--rss", "200"]);
     let daemon = Daemon::start(
         &config(&rule("big", &m, "100MiB", "")),
         &["--source", "procfs"],
     );
-    let mut small = spawn_hog(&m, &["--rss", "20"]);
-    let mut big = spawn_hog(&m, &["--rss", "200"]);
     wait_exit(&mut big, &daemon);
     assert_eq!(big.exit_signal(), Some(libc::SIGTERM));
     let records = records_for(&daemon, big.pid());
@@ -150,11 +155,11 @@ fn a_process_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
         return;
     }
     let m = marker("deaf");
+    let mut deaf = spawn_hog(&m, &["--rss", "200", "--ignore-term"]);
     let daemon = Daemon::start(
         &config(&rule("big", &m, "100MiB", "")),
         &["--source", "procfs"],
     );
-    let mut deaf = spawn_hog(&m, &["--rss", "200", "--ignore-term"]);
     wait_exit(&mut deaf, &daemon);
     assert_eq!(deaf.exit_signal(), Some(libc::SIGKILL));
     let outcome = wait_outcome(&daemon, deaf.pid());
@@ -165,31 +170,68 @@ fn a_process_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
     );
 }
 
+/// Starts a copy of memhog named `name` (so its comm is `name`), like `spawn_hog`.
+fn spawn_named_hog(dir: &Path, name: &str, marker: &str, args: &[&str]) -> TestProcess {
+    let program = dir.join(name);
+    std::fs::copy(memhog_bin(), &program).expect("copy memhog");
+    let mut child = Command::new(&program)
+        .args(args)
+        .args(["--marker", marker])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the memhog copy");
+    let stdout = child.stdout.take().expect("stdout");
+    let process = TestProcess { child };
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "{name} did not start");
+    process
+}
+
 #[test]
 fn protect_list_holds() {
     if !require(&[Needs::Root]) {
         return;
     }
     let m = marker("protect");
-    let kept = format!("{m}-kept");
-    let unkillable = format!("{m}-adj");
-    let victim = format!("{m}-victim");
-    // One rule over all three markers; the protect list spares two of them.
+    let [by_cmdline, by_comm, by_unit, by_adj, victim] =
+        ["cmdline", "comm", "unit", "adj", "victim"].map(|what| format!("{m}-{what}"));
+    let unit = format!("gt-{}.service", std::process::id());
+    // One rule over every marker; the protect list spares all but the victim.
     let text = format!(
-        "[safety]\nprotect_cmdline = ['{}']\n\n[[rule]]\nname = \"all\"\nthreshold = \"100MiB\"\n\
-         grace = \"2s\"\nmatch = {{ cmdline = '--marker {}-' }}\n",
-        marker_pattern(&kept),
+        "[safety]\nprotect_cmdline = ['{}']\nprotect_comm = [\"gt-precious\"]\n\
+         protect_units = [\"gt-*.service\"]\n\n[[rule]]\nname = \"all\"\n\
+         threshold = \"100MiB\"\ngrace = \"2s\"\nmatch = {{ cmdline = '--marker {}-' }}\n",
+        marker_pattern(&by_cmdline),
         regex::escape(&m)
     );
-    let mut by_cmdline = spawn_hog(&kept, &["--rss", "200"]);
-    let mut by_adj = spawn_hog(&unkillable, &["--rss", "200"]);
-    std::fs::write(format!("/proc/{}/oom_score_adj", by_adj.pid()), "-1000")
-        .expect("set oom_score_adj");
-    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unit_cgroup = containers::LayoutCgroup::new(&format!("{m}.slice/{unit}"));
+    let mut spared = vec![
+        spawn_hog(&by_cmdline, &["--rss", "200"]),
+        spawn_named_hog(dir.path(), "gt-precious", &by_comm, &["--rss", "200"]),
+        unit_cgroup.spawn_hog(&by_unit, &["--rss", "200"]),
+    ];
+    let adj = spawn_hog(&by_adj, &["--rss", "200"]);
+    match std::fs::write(format!("/proc/{}/oom_score_adj", adj.pid()), "-1000") {
+        Ok(()) => spared.push(adj),
+        // Lowering oom_score_adj needs CAP_SYS_RESOURCE; the unit tests cover -1000.
+        Err(error) => eprintln!("oom_score_adj -1000 not tested here: {error}"),
+    }
+    // Started before the daemon, so it is never killed before it is ready.
     let mut control = spawn_hog(&victim, &["--rss", "200"]);
+    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
     wait_exit(&mut control, &daemon);
-    assert_spared(&mut by_cmdline, &daemon);
-    assert_spared(&mut by_adj, &daemon);
+    std::thread::sleep(SPARE_WAIT);
+    for process in &mut spared {
+        assert!(
+            !process.has_exited(),
+            "pid {} was killed\n{}",
+            process.pid(),
+            daemon.log()
+        );
+        assert!(records_for(&daemon, process.pid()).is_empty());
+    }
 }
 
 #[test]
@@ -202,8 +244,8 @@ fn rate_limit_holds() {
         "[safety]\nmax_kills = 1\nrate_window = \"1h\"\nbackoff = \"0s\"\n\n{}",
         rule("big", &m, "100MiB", "")
     );
-    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
     let mut first = spawn_hog(&m, &["--rss", "200"]);
+    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
     wait_exit(&mut first, &daemon);
     let mut second = spawn_hog(&m, &["--rss", "210"]);
     assert_spared(&mut second, &daemon);

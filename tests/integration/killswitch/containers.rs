@@ -38,23 +38,23 @@ fn pod_uid(seed: &str) -> String {
 
 /// A cgroup at a runtime's path; the ancestors it had to create are removed on drop,
 /// after the leaf (and the test's processes in it).
-struct LayoutCgroup {
+pub struct LayoutCgroup {
     leaf: Option<TestCgroup>,
     created: Vec<PathBuf>,
 }
 
 impl LayoutCgroup {
-    fn new(relative: &str) -> LayoutCgroup {
+    pub fn new(relative: &str) -> LayoutCgroup {
         let root = memory_hierarchy();
         let mut created = Vec::new();
         let mut dir = root.clone();
         let parts: Vec<&str> = relative.split('/').collect();
         for part in &parts[..parts.len() - 1] {
             dir.push(part);
-            if !dir.exists() {
-                std::fs::create_dir(&dir)
-                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-                created.push(dir.clone());
+            match std::fs::create_dir(&dir) {
+                Ok(()) => created.push(dir.clone()),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(error) => panic!("mkdir {}: {error}", dir.display()),
             }
         }
         LayoutCgroup {
@@ -63,9 +63,10 @@ impl LayoutCgroup {
         }
     }
 
-    fn spawn_hog(&self, marker: &str) -> TestProcess {
+    /// Starts memhog (`args` plus the marker) inside this cgroup.
+    pub fn spawn_hog(&self, marker: &str, args: &[&str]) -> TestProcess {
         let leaf = self.leaf.as_ref().expect("leaf");
-        spawn_hog_with(marker, &["--rss", "60"], |command| leaf.enter(command))
+        spawn_hog_with(marker, args, |command| leaf.enter(command))
     }
 }
 
@@ -74,6 +75,18 @@ impl Drop for LayoutCgroup {
         drop(self.leaf.take());
         for dir in self.created.iter().rev() {
             let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Layout cgroups dropped newest first, so a parent one of them created is empty (and
+/// removed) by the time its creator goes.
+struct Layouts(Vec<LayoutCgroup>);
+
+impl Drop for Layouts {
+    fn drop(&mut self) {
+        while let Some(cgroup) = self.0.pop() {
+            drop(cgroup);
         }
     }
 }
@@ -116,8 +129,8 @@ fn docker_container_is_spared_while_its_host_twin_is_killed() {
          match = {{ cmdline = '{}( |$)' }}\n",
         regex::escape(&m)
     );
-    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
     let mut twin = spawn_hog(&m, &["--rss", "60"]);
+    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
     wait_exit(&mut twin, &daemon);
     std::thread::sleep(super::SPARE_WAIT);
     assert!(
@@ -169,20 +182,20 @@ fn runtime_cgroup_layouts_are_spared_by_host_rules() {
         // systemd-nspawn.
         format!("machine.slice/machine-gt{short}.scope"),
     ];
-    let cgroups: Vec<LayoutCgroup> = layouts.iter().map(|path| LayoutCgroup::new(path)).collect();
+    let cgroups = Layouts(layouts.iter().map(|path| LayoutCgroup::new(path)).collect());
     let mut hogs: Vec<(String, TestProcess)> = layouts
         .iter()
-        .zip(&cgroups)
-        .map(|(path, cgroup)| (path.clone(), cgroup.spawn_hog(&m)))
+        .zip(&cgroups.0)
+        .map(|(path, cgroup)| (path.clone(), cgroup.spawn_hog(&m, &["--rss", "60"])))
         .collect();
     for (path, hog) in &hogs {
         assert_eq!(classified_as(hog.pid()), "container", "layout {path}");
     }
+    let mut twin = spawn_hog(&m, &["--rss", "60"]);
     let daemon = Daemon::start(
         &config(&rule("host", &m, "40MiB", "")),
         &["--source", "procfs"],
     );
-    let mut twin = spawn_hog(&m, &["--rss", "60"]);
     wait_exit(&mut twin, &daemon);
     std::thread::sleep(super::SPARE_WAIT);
     for (path, hog) in &mut hogs {
