@@ -194,6 +194,7 @@ fn try_mark_victim(ctx: &TracePointContext) -> Result<(), i32> {
             ctx.read_at::<u32>(tf::MARK_VICTIM_COMM_LOC)?,
         )
     };
+    aya_log_ebpf::info!(ctx, "OOM victim pid {} anon_rss {} kB", pid, anon);
     let mut comm = [0u8; 16];
     // __data_loc: low 16 bits are the string's offset in the record.
     let comm_ptr = (ctx.as_ptr() as *const u8).wrapping_add((comm_loc & 0xffff) as usize);

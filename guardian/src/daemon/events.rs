@@ -9,7 +9,7 @@ use guardian_ebpf::{MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES};
 use super::{AppState, source::EbpfHandle};
 use crate::{
     model::{Limit, Model, OomEvent, OomOrigin, OomScope},
-    sources::{KernelEvent, procfs::ProcReader},
+    sources::{KernelEvent, cgroup::CgroupReader, procfs::ProcReader},
 };
 
 /// Kernel events queued between the ring buffer reader and the pipeline.
@@ -31,6 +31,7 @@ pub fn note_kernel_drops(state: &AppState, ebpf: Option<&EbpfHandle>) {
 pub fn apply(
     model: &mut Model,
     proc: &ProcReader,
+    cgroups: &CgroupReader,
     page_size: u64,
     event: KernelEvent,
 ) -> Option<i32> {
@@ -61,7 +62,7 @@ pub fn apply(
             None
         }
         KernelEvent::Oom(victim) => {
-            let event = oom_event(model, proc, &victim);
+            let event = oom_event(model, proc, cgroups, &victim);
             tracing::warn!(
                 pid = event.pid,
                 comm = event.comm.as_deref().unwrap_or(""),
@@ -96,7 +97,12 @@ fn discover(model: &mut Model, proc: &ProcReader, pid: i32) -> Option<()> {
 /// (from the model, else /proc while it still exists) and scope: a cgroup OOM when the
 /// victim's cgroup or an ancestor has a limit below the host's memory and the host still
 /// had memory available, else a host-wide OOM.
-fn oom_event(model: &Model, proc: &ProcReader, victim: &guardian_ebpf::OomEvent) -> OomEvent {
+fn oom_event(
+    model: &Model,
+    proc: &ProcReader,
+    cgroups: &CgroupReader,
+    victim: &guardian_ebpf::OomEvent,
+) -> OomEvent {
     let pid = victim.header.tgid as i32;
     let cgroup = model
         .process_by_pid(pid)
@@ -108,7 +114,7 @@ fn oom_event(model: &Model, proc: &ProcReader, victim: &guardian_ebpf::OomEvent)
                 .and_then(|process| process.memory_cgroup)
         });
     let scope = match &cgroup {
-        Some(path) if limited(model, path) && host_has_room(model) => OomScope::Cgroup,
+        Some(path) if limited(model, cgroups, path) && host_has_room(model) => OomScope::Cgroup,
         _ => OomScope::Host,
     };
     let comm_len = victim
@@ -135,13 +141,21 @@ fn oom_event(model: &Model, proc: &ProcReader, victim: &guardian_ebpf::OomEvent)
     }
 }
 
-/// True when `path` or one of its ancestors has a memory limit below the host's total.
-fn limited(model: &Model, path: &str) -> bool {
+/// True when `path` or one of its ancestors has a memory limit below the host's total
+/// (read afresh when the model has not seen the cgroup yet).
+fn limited(model: &Model, cgroups: &CgroupReader, path: &str) -> bool {
     let total = model.host.total;
     let mut current = path;
     loop {
-        if let Some(cgroup) = model.cgroup(current)
-            && let Limit::Bytes(limit) = cgroup.stats.limit
+        let limit = match model.cgroup(current) {
+            Some(cgroup) => Some(cgroup.stats.limit),
+            None => cgroups
+                .read(current)
+                .ok()
+                .flatten()
+                .map(|stats| stats.limit),
+        };
+        if let Some(Limit::Bytes(limit)) = limit
             && (total == 0 || limit < total)
         {
             return true;

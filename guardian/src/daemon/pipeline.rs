@@ -103,7 +103,7 @@ impl Pipeline {
             .inc_by(batch.len() as u64);
         if let Ok(mut model) = self.state.model.write() {
             for event in batch.drain(..) {
-                events::apply(&mut model, &self.proc, self.page_size, event);
+                events::apply(&mut model, &self.proc, &self.cgroups, self.page_size, event);
             }
         }
         self.state.touch();
@@ -172,7 +172,15 @@ impl Pipeline {
                 .telemetry
                 .vanished_total
                 .inc_by(u64::from(report.vanished));
-            model.replace_processes(report.processes);
+            if report.processes.is_empty() && report.errors > 0 {
+                // /proc could not be listed: keep the last view rather than forget all.
+                tracing::warn!(
+                    errors = report.errors,
+                    "process scan read nothing; keeping the previous view"
+                );
+            } else {
+                model.replace_processes(report.processes);
+            }
             self.last_full_scan = Instant::now();
         }
         match host {

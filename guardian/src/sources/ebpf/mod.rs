@@ -55,6 +55,8 @@ pub enum EbpfError {
 /// Loaded and attached programs.
 pub struct EbpfSource {
     ebpf: Ebpf,
+    /// Owns the programs' log map: dropping it would close the map under them.
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
 /// (program name in the object, how to attach it)
@@ -91,10 +93,14 @@ impl EbpfSource {
             .override_global(globals::TASK_MM_OFFSET, &offsets.task_mm, true)
             .override_global(globals::SELF_TGID, &self_tgid, true)
             .load(OBJECT)?;
-        if let Err(error) = aya_log::EbpfLogger::init(&mut ebpf) {
-            // The programs may log nothing; that is not a reason to fail.
-            tracing::warn!(%error, "eBPF logger not initialised");
-        }
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(error) => {
+                // The programs may log nothing; that is not a reason to fail.
+                tracing::warn!(%error, "eBPF logger not initialised");
+                None
+            }
+        };
 
         let rss: &mut RawTracePoint = program(&mut ebpf, "rss_stat")?;
         rss.load().map_err(|source| EbpfError::Program {
@@ -120,7 +126,7 @@ impl EbpfSource {
                 })?;
         }
         tracing::info!(programs = 1 + CLASSIC.len(), "eBPF programs attached");
-        Ok(EbpfSource { ebpf })
+        Ok(EbpfSource { ebpf, logger })
     }
 
     /// Moves the ring buffer out into a task that decodes records onto `events`. Records
@@ -142,6 +148,12 @@ impl EbpfSource {
         // as the AsyncFd owns the RingBuf.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(|error| EbpfError::Poll(error.into()))?;
+        if let Some(logger) = self.logger.take() {
+            // SAFETY: the logger owns its map's fd, open and unchanged for its lifetime.
+            let logger = unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) }
+                .map_err(|error| EbpfError::Poll(error.into()))?;
+            tokio::spawn(forward_logs(logger));
+        }
         Ok(tokio::spawn(read_ring(ring, events, dropped)))
     }
 
@@ -182,6 +194,17 @@ fn raise_memlock_limit() {
         unlimited,
     ) {
         tracing::debug!(%error, "cannot raise RLIMIT_MEMLOCK");
+    }
+}
+
+/// Hands the programs' aya-log records to `log`, which tracing picks up.
+async fn forward_logs(mut logger: AsyncFd<aya_log::EbpfLogger<&'static dyn log::Log>>) {
+    loop {
+        let Ok(mut guard) = logger.readable_mut().await else {
+            return;
+        };
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
     }
 }
 
