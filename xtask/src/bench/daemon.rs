@@ -40,6 +40,16 @@ impl Guardian {
     /// Starts `bin run --source SOURCE` with `config` (TOML) and waits until
     /// `/api/v1/status` answers 200.
     pub fn start(bin: &Path, source: Source, config: &str) -> anyhow::Result<Guardian> {
+        Guardian::start_niced(bin, source, config, 0)
+    }
+
+    /// Like [`Guardian::start`], at nice `nice`.
+    pub fn start_niced(
+        bin: &Path,
+        source: Source,
+        config: &str,
+        nice: i32,
+    ) -> anyhow::Result<Guardian> {
         let dir = tempfile::Builder::new()
             .prefix("guardian-bench-")
             .tempdir()
@@ -51,7 +61,9 @@ impl Guardian {
         let log_path = dir.path().join("guardian.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        harness::set_nice(&mut command, nice);
+        let child = command
             .arg("run")
             .arg("--source")
             .arg(source.as_str())
@@ -128,6 +140,15 @@ impl Guardian {
             (Some(sum), Some(count)) => Ok((sum, count)),
             _ => bail!("no histogram named like {name:?} in /metrics"),
         }
+    }
+
+    /// The kill log's records so far (lines that are not JSON are skipped).
+    pub fn kill_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("kills.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     /// The last lines of the guardian's log.

@@ -108,6 +108,30 @@ pub fn wait_for<T>(
     }
 }
 
+/// A pseudo-random wait in `[0, max)`, so a measurement does not lock onto the phase
+/// of the guardian's scan ticks.
+pub fn jitter(max: Duration) -> Duration {
+    let mut x = monotonic_ns() | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    max.mul_f64((x % 1_000_000) as f64 / 1e6)
+}
+
+/// Makes `command` run at nice `nice` (set before exec, so every thread inherits it).
+pub fn set_nice(command: &mut std::process::Command, nice: i32) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: setpriority is async-signal-safe and touches only the forked child.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A child this benchmark started: SIGKILLed and reaped on drop (a no-op once reaped).
 pub struct Owned(pub Child);
 
@@ -189,6 +213,21 @@ pub fn status_bytes(pid: i32, key: &str) -> anyhow::Result<u64> {
         })
         .map(|kib| kib * 1024)
         .with_context(|| format!("no {key} in /proc/{pid}/status"))
+}
+
+/// The share of the last 10 s in which runnable tasks waited for a CPU
+/// (`/proc/pressure/cpu` some avg10), to tell a quiet host from a busy one.
+pub fn cpu_pressure() -> String {
+    std::fs::read_to_string("/proc/pressure/cpu")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|line| line.starts_with("some"))?;
+            let avg10 = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("avg10="))?;
+            Some(format!("CPU pressure {avg10} %"))
+        })
+        .unwrap_or_else(|| "CPU pressure unknown".into())
 }
 
 /// Processes on the host right now (numeric entries of /proc).

@@ -35,7 +35,7 @@ pub struct Options {
     #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "oom", "kill", "extra"].map(String::from))]
     pub only: Vec<String>,
     /// Page-fault storm rounds (each runs every arm once, order alternating).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 9)]
     pub rounds: usize,
     /// Memhogs per storm, and MiB each touches.
     #[arg(long, default_value_t = 16)]
@@ -70,25 +70,24 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
     let bins = build(root, options.debug)?;
     let wants = |name: &str| options.only.iter().any(|only| only == name);
     let mut rows = Vec::new();
-    if wants("storm") {
-        rows.extend(storm::run(
-            &bins,
-            storm::StormOptions {
-                hogs: options.hogs,
-                mib: options.mib,
-                rounds: options.rounds,
-            },
-        ));
-    }
-    if wants("scan") {
-        rows.extend(scan::run(&bins, &options.processes, options.pairs));
-    }
-    if wants("oom") {
-        rows.extend(oom_latency::run(&bins, options.runs));
-    }
-    if wants("kill") {
-        rows.extend(kill_latency::run(&bins, options.runs));
-    }
+    let mut timed = |name: &str, run: &mut dyn FnMut() -> Vec<report::Row>| {
+        if wants(name) {
+            println!("\n[{name}: host {} before]", harness::cpu_pressure());
+            rows.extend(run());
+            println!("[{name}: host {} after]", harness::cpu_pressure());
+        }
+    };
+    let storm_options = storm::StormOptions {
+        hogs: options.hogs,
+        mib: options.mib,
+        rounds: options.rounds,
+    };
+    timed("storm", &mut || storm::run(&bins, storm_options));
+    timed("scan", &mut || {
+        scan::run(&bins, &options.processes, options.pairs)
+    });
+    timed("oom", &mut || oom_latency::run(&bins, options.runs));
+    timed("kill", &mut || kill_latency::run(&bins, options.runs));
     println!(
         "\n== summary ({} binaries; ratios are median (min..max) over per-pair ratios)",
         if options.debug { "debug" } else { "release" }

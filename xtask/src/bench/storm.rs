@@ -16,10 +16,15 @@ use anyhow::{Context as _, bail};
 use super::{
     Binaries,
     daemon::{Guardian, Source, base_config},
-    harness::Stats,
+    harness::{self, Stats},
     null_probe::{Body, NullProbe},
     report::{Row, Verdict, ms, ratio_text},
 };
+
+/// The storm's memhogs and the guardian beside them run at this niceness, in every arm
+/// alike, so other work on the host takes little of their CPUs and the wall time stays
+/// readable; the guardian's userspace still competes with the storm on equal terms.
+const STORM_NICE: i32 = -20;
 
 /// Storm size and repetitions.
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +73,7 @@ enum Setup {
 
 pub fn run(bins: &Binaries, options: StormOptions) -> Vec<Row> {
     println!(
-        "\n== page-fault storm: {} x {} MiB touched fresh, {} lanes, {} rounds (wall/CPU per arm)",
+        "\n== page-fault storm: {} x {} MiB touched fresh, {} lanes at nice {STORM_NICE}, {} rounds (wall/CPU per arm)",
         options.hogs,
         options.mib,
         lanes(),
@@ -177,9 +182,12 @@ fn short(arm: Arm) -> &'static str {
 fn set_up(bins: &Binaries, arm: Arm) -> anyhow::Result<Setup> {
     Ok(match arm {
         Arm::Bare => Setup::Nothing,
-        Arm::Guardian(source) => {
-            Setup::Guardian(Guardian::start(&bins.guardian, source, &base_config("1s"))?)
-        }
+        Arm::Guardian(source) => Setup::Guardian(Guardian::start_niced(
+            &bins.guardian,
+            source,
+            &base_config("1s"),
+            STORM_NICE,
+        )?),
         Arm::Reference(body) => Setup::Probe {
             _probe: NullProbe::attach("rss_stat", body)?,
         },
@@ -232,7 +240,9 @@ fn storm(memhog: &Path, options: StormOptions) -> anyhow::Result<Timing> {
 
 /// Runs `memhog --rss MIB --exit` to its end; the CPU seconds it used.
 fn run_hog(memhog: &Path, mib: &str) -> anyhow::Result<f64> {
-    let child = Command::new(memhog)
+    let mut command = Command::new(memhog);
+    harness::set_nice(&mut command, STORM_NICE);
+    let child = command
         .args(["--rss", mib, "--exit"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
