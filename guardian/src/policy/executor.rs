@@ -98,15 +98,6 @@ impl Executor {
         let process = &decision.process;
         let key = process.key;
         let uid = process.uid;
-        let user = tokio::task::spawn_blocking(move || {
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .ok()
-                .flatten()
-                .map(|user| user.name)
-        })
-        .await
-        .ok()
-        .flatten();
         let signals = match (dry_run, decision.action) {
             (true, _) => Vec::new(),
             (false, KillAction::Term) => vec!["SIGTERM".to_string(), "SIGKILL".to_string()],
@@ -120,7 +111,8 @@ impl Executor {
             comm: process.comm.clone(),
             cmdline: process.cmdline.join(" "),
             uid,
-            user,
+            // Filled in off the async workers, with the write.
+            user: None,
             cgroup: process.memory_cgroup.clone(),
             classification: serde_json::to_value(&process.class).unwrap_or(serde_json::Value::Null),
             rss_bytes: process.memory.rss,
@@ -129,7 +121,14 @@ impl Executor {
             signals,
         };
         let intent_seq = self
-            .write(move |log| log.write_intent(&intent))
+            .write(move |log| {
+                let mut intent = intent;
+                intent.user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|user| user.name);
+                log.write_intent(&intent)
+            })
             .await
             .inspect_err(|error| {
                 tracing::error!(

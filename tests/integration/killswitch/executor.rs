@@ -102,6 +102,7 @@ async fn intent_is_logged_before_the_kill_and_the_outcome_after() {
     let kinds: Vec<&str> = records.iter().filter_map(|r| r["kind"].as_str()).collect();
     assert_eq!(kinds, ["intent", "outcome"]);
     assert_eq!(records[0]["pid"], hog.pid());
+    assert_eq!(records[0]["user"], "root", "uid 0 resolved to its name");
     assert_eq!(records[1]["intent_seq"], records[0]["seq"]);
     assert_eq!(records[1]["outcome"], "exited");
     let ledger = executor.ledger();
