@@ -191,6 +191,18 @@ pub async fn oom_events(
     Json(&all[skip..]).into_response()
 }
 
+/// `GET /api/v1/kills`: the kill ledger (decisions since start, write failures, the last
+/// kill, counts by rule and outcome, the newest 256 reports, oldest first).
+pub async fn kills(State(state): State<Arc<AppState>>) -> Json<crate::policy::Ledger> {
+    Json(
+        state
+            .kills
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
+    )
+}
+
 /// A 400 with a JSON body naming what is wrong with the request.
 fn bad_request(message: String) -> Response {
     (

@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/processes", get(api::processes))
         .route("/api/v1/cgroups", get(api::cgroups))
         .route("/api/v1/oom-events", get(api::oom_events))
+        .route("/api/v1/kills", get(api::kills))
         .with_state(state)
 }
 

@@ -28,6 +28,7 @@ fn state() -> Arc<AppState> {
         status,
         Arc::default(),
     ));
+    state.touch();
     {
         let mut model = state.model.write().expect("model lock");
         for (pid, comm, rss) in [(1, "init", 5), (2, "big", 50), (3, "mid", 20)] {

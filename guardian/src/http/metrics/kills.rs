@@ -2,7 +2,11 @@
 //! decisions are outcome "dry-run"), exported from start with zeros for every configured
 //! rule and every outcome so `increase()` sees the first kill.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Mutex, PoisonError},
+};
 
 use prometheus_client::encoding::DescriptorEncoder;
 
@@ -10,7 +14,11 @@ use super::{
     families::{BYTES, counters, gauges},
     labels::Lv,
 };
-use crate::{audit::OutcomeKind, config::Config};
+use crate::{
+    audit::OutcomeKind,
+    config::Config,
+    policy::{Ledger, OutcomeCount},
+};
 
 /// Every outcome a decision can have.
 pub fn outcomes() -> [OutcomeKind; 7] {
@@ -44,17 +52,22 @@ pub fn rule_threshold(config: &Config, name: &str, mem_total: u64) -> Option<u64
         .map(|rule| rule.threshold.resolve(mem_total))
 }
 
-/// Decisions so far by (rule, outcome).
-pub type DecisionCounts = BTreeMap<(String, &'static str), u64>;
-
-/// Writes the kill-switch families: thresholds from `config`, decisions from `counts`
-/// (zero for every configured rule and outcome not yet seen).
+/// Writes the kill-switch families: thresholds from `config`, decisions from the
+/// `ledger` (zero for every configured rule and outcome not yet seen).
 pub fn encode(
     config: &Config,
     mem_total: u64,
-    counts: &DecisionCounts,
+    ledger: &Mutex<Ledger>,
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
+    let (counts, intent_failures, outcome_failures) = {
+        let ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        (
+            ledger.counts().collect::<Vec<OutcomeCount>>(),
+            ledger.intent_write_failures_total,
+            ledger.outcome_write_failures_total,
+        )
+    };
     gauges(
         encoder,
         "guardian_rule_threshold",
@@ -82,8 +95,8 @@ pub fn encode(
             all.insert((name, outcome.as_str()), 0);
         }
     }
-    for ((rule, outcome), count) in counts {
-        all.insert((rule.as_str(), outcome), *count);
+    for count in &counts {
+        all.insert((count.rule.as_str(), count.outcome.as_str()), count.count);
     }
     counters(
         encoder,
@@ -96,5 +109,15 @@ pub fn encode(
                 count,
             )
         }),
+    )?;
+    counters(
+        encoder,
+        "guardian_kill_log_write_failures",
+        "Kill log records that could not be written, by record (intent: the decision was not acted on unless on_write_failure = kill-anyway; outcome)",
+        None,
+        [
+            ([("record", Lv::Text("intent"))], intent_failures),
+            ([("record", Lv::Text("outcome"))], outcome_failures),
+        ],
     )
 }

@@ -98,11 +98,6 @@ impl Collector for StateCollector {
         let processes = processes::select(&model, config.metrics.top_processes, &always);
         processes::encode(&processes, &mut encoder)?;
         processes::encode_tracked(&tracked_rows, &mut encoder)?;
-        kills::encode(
-            &config,
-            model.host.total,
-            &kills::DecisionCounts::new(),
-            &mut encoder,
-        )
+        kills::encode(&config, model.host.total, &state.kills, &mut encoder)
     }
 }

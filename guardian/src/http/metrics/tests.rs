@@ -7,10 +7,12 @@ use super::{
     self_metrics::OwnProcess,
 };
 use crate::{
+    audit::OutcomeKind,
     classify::{Classification, Runtime},
     config::Config,
     daemon::{AppState, SourceKind, SourceStatus},
     model::{Cgroup, CgroupStats, Limit, MemoryUsage, Pressure, Process, ProcessKey},
+    policy::{KillReport, RuleKind},
 };
 
 fn status() -> SourceStatus {
@@ -317,11 +319,39 @@ fn tracked_processes_are_exported_with_their_rule_threshold() {
     assert!(!body.contains("hunter2"), "secret exported: {body}");
     assert!(body.contains("guardian_rule_threshold_bytes{rule=\"big\",scope=\"host\"} 2097152\n"));
     for rule in ["big", "orphans"] {
-        for outcome in ["exited", "dry-run", "not-logged"] {
+        for outcome in ["survived", "dry-run", "not-logged"] {
             let line = format!(
                 "guardian_kill_decisions_total{{rule=\"{rule}\",outcome=\"{outcome}\"}} 0\n"
             );
             assert!(body.contains(&line), "{line} missing: {body}");
         }
+    }
+}
+
+fn kill_report(rule: &str, outcome: OutcomeKind) -> KillReport {
+    KillReport {
+        time: String::new(),
+        unix_time: 0.0,
+        rule: rule.into(),
+        kind: RuleKind::Threshold,
+        dry_run: false,
+        pid: 2,
+        start_ticks: 7,
+        comm: "small".into(),
+        cmdline: "small".into(),
+        uid: 0,
+        cgroup: None,
+        classification: Classification::Unknown,
+        rss_bytes: 0,
+        threshold_bytes: None,
+        reason: String::new(),
+        outcome,
+        signals_sent: Vec::new(),
+        time_to_exit_s: None,
+        intent_seq: None,
+        intent_logged: false,
+        outcome_seq: None,
+        outcome_write_failed: false,
+        detail: None,
     }
 }
