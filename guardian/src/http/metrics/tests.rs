@@ -303,7 +303,14 @@ fn tracked_processes_are_exported_with_their_rule_threshold() {
         },
         rule: "big".into(),
     }];
+    state
+        .kills
+        .lock()
+        .expect("ledger lock")
+        .record(&kill_report("big", OutcomeKind::Exited));
     let body = render(&state, Format::Text).expect("render");
+    assert!(body.contains("guardian_kill_decisions_total{rule=\"big\",outcome=\"exited\"} 1\n"));
+    assert!(body.contains("guardian_kill_log_write_failures_total{record=\"intent\"} 1\n"));
     assert!(
         body.contains("guardian_process_rss_bytes{pid=\"2\","),
         "{body}"
