@@ -91,7 +91,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     notify::stopping();
     let _ = stop_tx.send(true);
     // Detach the programs before anything else.
-    drop(ebpf);
+    if let Some(handle) = ebpf {
+        source::detach(handle);
+    }
     pipeline.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     tracing::info!("stopped");

@@ -99,6 +99,18 @@ fn load_ebpf() -> Result<EbpfHandle, String> {
     Err("this guardian was built without the ebpf feature".to_string())
 }
 
+/// Detaches and unloads the programs (dropping the handle does it).
+#[cfg(feature = "ebpf")]
+pub fn detach(handle: EbpfHandle) {
+    drop(handle);
+    tracing::info!("eBPF programs detached");
+}
+
+#[cfg(not(feature = "ebpf"))]
+pub fn detach(handle: EbpfHandle) {
+    match handle {}
+}
+
 /// Starts the ring buffer reader when there is an eBPF source.
 pub fn spawn_reader(
     ebpf: Option<&mut EbpfHandle>,
