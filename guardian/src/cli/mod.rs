@@ -5,6 +5,7 @@ mod check_config;
 mod explain;
 pub mod logging;
 mod run;
+mod trend;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -34,6 +35,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// What the guardian sees of one process, and why each rule does or does not apply.
     Explain(explain::ExplainArgs),
+    /// Replay a recorded RSS trace (`t_s,rss_bytes`) through the leak detector; prints JSON.
+    Trend(trend::TrendArgs),
 }
 
 /// Flags of `guardian run`; each overrides the config file.
@@ -73,5 +76,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { path } => check_config::check_config(&path),
         Command::Audit(args) => audit::audit(args),
         Command::Explain(args) => explain::explain(args),
+        Command::Trend(args) => trend::trend(args),
     }
 }

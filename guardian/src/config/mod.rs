@@ -138,14 +138,32 @@ pub struct TrendsConfig {
     pub min_rss: Bytes,
     /// Most series tracked at once; the smallest are dropped beyond it.
     pub max_series: usize,
+    /// Samples ignored after a process starts (runtime start-up).
+    pub warmup: Interval,
+    /// Smallest rise over a window (at 90 % confidence) called a leak.
+    pub min_growth: Bytes,
+    /// Growth at least this fast per minute in a young process is warm-up, not a leak.
+    pub warmup_growth_per_minute: Bytes,
+    /// How long a process counts as young.
+    pub warmup_max_age: Interval,
+    /// A rise that may be slower than this per minute is a leak only over `slow_window`.
+    pub slow_growth_per_minute: Bytes,
+    pub slow_window: Interval,
 }
 
 impl Default for TrendsConfig {
     fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
         TrendsConfig {
             enabled: true,
-            min_rss: Bytes(32 * 1024 * 1024),
+            min_rss: Bytes(32 * MIB),
             max_series: 2000,
+            warmup: Interval(std::time::Duration::from_secs(60)),
+            min_growth: Bytes(8 * MIB),
+            warmup_growth_per_minute: Bytes(25 * MIB),
+            warmup_max_age: Interval(std::time::Duration::from_secs(600)),
+            slow_growth_per_minute: Bytes(3 * MIB / 2),
+            slow_window: Interval(std::time::Duration::from_secs(1500)),
         }
     }
 }
