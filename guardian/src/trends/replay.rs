@@ -66,6 +66,8 @@ pub struct Change {
 pub struct ReplayReport {
     pub file: String,
     pub samples: usize,
+    /// Time of the first row (the process's start) and the trace's length.
+    pub trace_start_s: f64,
     pub duration_s: f64,
     pub verdict: Verdict,
     pub slope_bytes_per_second: f64,
@@ -182,6 +184,7 @@ pub fn replay(samples: &[Sample], params: &Params, limit: Option<u64>) -> Replay
     ReplayReport {
         file: String::new(),
         samples: samples.len(),
+        trace_start_s: start,
         duration_s,
         verdict: detector.verdict(),
         slope_bytes_per_second: detector.slope(),
