@@ -128,9 +128,9 @@ impl Pipeline {
         config.daemon.source = old.daemon.source;
         config.kill_log = old.kill_log.clone();
         config.daemon.dry_run = old.daemon.dry_run;
-        match Policy::new(&config, std::process::id() as i32) {
-            Ok(policy) => {
-                self.policy = policy;
+        // Rate-limit and backoff history carry over: a reload is no way around the brakes.
+        match self.policy.reload(&config) {
+            Ok(()) => {
                 if let Ok(mut slot) = self.state.config.write() {
                     *slot = Arc::new(config);
                 }
