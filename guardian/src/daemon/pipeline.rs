@@ -17,6 +17,7 @@ use crate::{
         cgroup::{CgroupReader, OomWatch},
         procfs::ProcReader,
     },
+    trends::TrendBook,
 };
 
 /// Why the pipeline could not be built.
@@ -38,6 +39,7 @@ pub struct Pipeline {
     cgroups: CgroupReader,
     oom_watch: OomWatch,
     policy: Policy,
+    trends: TrendBook,
     executor: Arc<Executor>,
     kills: tokio::task::JoinSet<()>,
     last_full_scan: Instant,
@@ -55,6 +57,7 @@ impl Pipeline {
         let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
         let oom_watch = OomWatch::new(cgroups.hierarchy());
         Ok(Pipeline {
+            trends: TrendBook::new(&config.trends),
             policy: Policy::new(&config, std::process::id() as i32)?,
             state,
             kind,
@@ -92,6 +95,7 @@ impl Pipeline {
         let full = self.kind == SourceKind::Procfs
             || self.last_full_scan.elapsed() >= config.daemon.ebpf_rescan_interval.0;
         self.refresh(full);
+        self.observe_trends();
         self.act();
     }
 
@@ -131,6 +135,13 @@ impl Pipeline {
         // Rate-limit and backoff history carry over: a reload is no way around the brakes.
         match self.policy.reload(&config) {
             Ok(()) => {
+                let trends = &config.trends;
+                let before = &old.trends;
+                if (trends.enabled, trends.min_rss, trends.max_series)
+                    != (before.enabled, before.min_rss, before.max_series)
+                {
+                    self.trends = TrendBook::new(trends);
+                }
                 if let Ok(mut slot) = self.state.config.write() {
                     *slot = Arc::new(config);
                 }
@@ -203,6 +214,34 @@ impl Pipeline {
         self.state.touch();
     }
 
+    /// Feeds the detector one sample of every process and cgroup, logs verdict changes and
+    /// publishes the reports.
+    fn observe_trends(&mut self) {
+        let Ok(model) = self.state.model.read() else {
+            return;
+        };
+        let now = seconds_since_boot();
+        let total = model.host.total;
+        let policy = &self.policy;
+        self.trends
+            .observe(&model, now, &|process| policy.threshold_for(process, total));
+        drop(model);
+        for change in self.trends.take_changes() {
+            tracing::info!(
+                subject = %change.subject,
+                from = %change.from,
+                to = %change.to,
+                slope_bytes_per_second = change.slope_bytes_per_second,
+                confidence = change.confidence,
+                time_to_limit_s = change.time_to_limit_s,
+                "trend verdict changed"
+            );
+        }
+        if let Ok(mut reports) = self.state.trends.write() {
+            *reports = self.trends.reports();
+        }
+    }
+
     /// Asks the policy for due decisions and runs each in its own task.
     fn act(&mut self) {
         while self.kills.try_join_next().is_some() {}
@@ -254,4 +293,10 @@ fn record_counter_ooms(model: &mut Model, changes: Vec<crate::sources::cgroup::O
             model.record_oom(event);
         }
     }
+}
+
+/// CLOCK_BOOTTIME in seconds: the clock process start times are measured on.
+fn seconds_since_boot() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map_or(0.0, |now| now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9)
 }

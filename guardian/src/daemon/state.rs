@@ -16,6 +16,7 @@ use crate::{
     config::Config,
     model::{Model, ProcessKey},
     policy::Ledger,
+    trends::TrendReport,
 };
 
 /// Which source feeds the model, and why.
@@ -102,6 +103,8 @@ pub struct AppState {
     pub tracked: RwLock<Vec<Tracked>>,
     /// Recent kill decisions and their counters (the executor records into it).
     pub kills: Arc<Mutex<Ledger>>,
+    /// The leak detector's latest reports, one per tracked series.
+    pub trends: RwLock<Vec<TrendReport>>,
 }
 
 impl AppState {
@@ -116,6 +119,7 @@ impl AppState {
             last_update: RwLock::new(None),
             tracked: RwLock::new(Vec::new()),
             kills,
+            trends: RwLock::new(Vec::new()),
         }
     }
 
