@@ -129,8 +129,9 @@ pub struct TrendBook {
     min_rss: u64,
     max_series: usize,
     params: Params,
-    processes: HashMap<ProcessKey, Series>,
-    cgroups: HashMap<String, Series>,
+    /// Boxed: a map's spare capacity then costs a pointer per slot, not a detector.
+    processes: HashMap<ProcessKey, Box<Series>>,
+    cgroups: HashMap<String, Box<Series>>,
     scratch: Scratch,
     changes: Vec<VerdictChange>,
     generation: u64,
@@ -180,8 +181,8 @@ impl TrendBook {
                     start_ticks: process.key.start_ticks,
                     comm: process.comm.clone(),
                 };
-                self.processes
-                    .insert(process.key, self.new_series(subject, process.started_secs));
+                let series = self.new_series(subject, process.started_secs);
+                self.processes.insert(process.key, series);
             }
             let limit = process_limit(model, process, rule_threshold(process));
             if let Some(series) = self.processes.get_mut(&process.key) {
@@ -206,8 +207,8 @@ impl TrendBook {
                 let subject = Subject::Cgroup {
                     path: cgroup.path.clone(),
                 };
-                self.cgroups
-                    .insert(cgroup.path.clone(), self.new_series(subject, now_secs));
+                let series = self.new_series(subject, now_secs);
+                self.cgroups.insert(cgroup.path.clone(), series);
             }
             let limit = nearest(&[
                 cgroup.stats.limit.bytes().map(|bytes| Limit {
@@ -235,13 +236,13 @@ impl TrendBook {
         self.cgroups.retain(|_, series| series.seen == generation);
     }
 
-    fn new_series(&self, subject: Subject, start: f64) -> Series {
-        Series {
+    fn new_series(&self, subject: Subject, start: f64) -> Box<Series> {
+        Box::new(Series {
             subject,
             detector: Detector::new(start),
             limit: None,
             seen: self.generation,
-        }
+        })
     }
 
     fn feed(
@@ -311,7 +312,7 @@ impl TrendBook {
             .processes
             .values()
             .chain(self.cgroups.values())
-            .map(Series::report)
+            .map(|series| series.report())
             .collect();
         let rank = |verdict: Verdict| match verdict {
             Verdict::Leak => 0,
