@@ -9,3 +9,4 @@ mod metrics;
 mod readers;
 mod sources;
 mod systemd;
+mod trends;
