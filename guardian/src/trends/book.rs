@@ -1,6 +1,6 @@
 //! Every series the daemon tracks: one detector per process identity (pid + start time,
 //! so a restarted process is a new series) above `min_rss`, and one per memory cgroup;
-//! at most `max_series` of them, the smallest dropped first.
+//! at most `max_series` of them, the smallest dropped first for a twice bigger newcomer.
 
 use std::collections::HashMap;
 
@@ -272,7 +272,9 @@ impl TrendBook {
     }
 
     /// Makes room for a new series at `level` bytes: true when below `max_series`, or
-    /// when the smallest tracked series is smaller (it is dropped).
+    /// when the smallest tracked series is less than half as big (it is dropped; the
+    /// margin keeps two series of about the same size from evicting each other by turns,
+    /// each restarting from scratch).
     fn make_room(&mut self, level: u64) -> bool {
         if self.processes.len() + self.cgroups.len() < self.max_series {
             return true;
@@ -292,7 +294,7 @@ impl TrendBook {
             (a, b) => a.or(b),
         };
         match smallest {
-            Some((smallest, process, cgroup)) if smallest < level => {
+            Some((smallest, process, cgroup)) if smallest.saturating_mul(2) < level => {
                 let cgroup = cgroup.cloned();
                 if let Some(key) = process {
                     self.processes.remove(&key);

@@ -122,8 +122,9 @@ fn beyond_max_series_the_smallest_go_first() {
     let mut model = Model::default();
     model.replace_processes(vec![process(1, 1, 40 * MIB), process(2, 2, 50 * MIB)]);
     book.observe(&model, 1.0, &no_rule);
-    model.upsert_process(process(3, 3, 60 * MIB));
-    model.upsert_process(process(4, 4, 35 * MIB));
+    // 100 MiB displaces the 40 MiB series; 70 MiB is not twice the smallest left (50).
+    model.upsert_process(process(3, 3, 100 * MIB));
+    model.upsert_process(process(4, 4, 70 * MIB));
     book.observe(&model, 2.0, &no_rule);
     let mut pids: Vec<i32> = book
         .reports()
