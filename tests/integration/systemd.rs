@@ -1,28 +1,25 @@
-//! The Debian package under a real systemd: a systemd-booted Docker container from an
-//! image built locally with debootstrap (no registry), the .deb installed with dpkg, the
-//! unit started, reloaded, hung and stopped.
+//! The Debian package under a real systemd: a machine booted with systemd-nspawn from a
+//! Debian rootfs built locally with debootstrap (no registry), the .deb installed with
+//! dpkg, the unit started, reloaded, hung and stopped (see `machine` for why nspawn).
 //!
-//! Cost: the first run builds `guardian-test:systemd` (debootstrap of a minimal Debian
-//! with systemd, about 40 s and 150 MB with a near mirror); it is kept and reused. Set
-//! `GUARDIAN_TEST_DEBIAN_MIRROR` for another mirror. The test then takes about a minute,
-//! most of it waiting for the watchdog (`WatchdogSec=20s`, then SIGABRT, which a stopped
-//! process only takes as SIGKILL after `TimeoutStopSec=10s`).
-//!
-//! The container runs with every capability this host grants (not `--privileged`: this
-//! host's bounding set lacks CAP_SYS_RESOURCE, which `--privileged` insists on), the
-//! host's cgroup tree and namespace, so the guardian inside sees real cgroups and can
-//! load its eBPF programs. It sees only the container's processes and kills only the
-//! test's marked workload.
+//! Cost: the first run builds the rootfs (debootstrap of a minimal Debian with systemd,
+//! about 40 s and 260 MB with a near mirror) into /var/cache/guardian-test (or
+//! `$GUARDIAN_TEST_CACHE`); later runs reuse it. `GUARDIAN_TEST_DEBIAN_MIRROR` picks
+//! another mirror. The test then takes about 40 s, half of it waiting for the watchdog
+//! (`WatchdogSec=20s`; systemd sends SIGABRT with a SIGCONT, then restarts the unit).
+
+mod machine;
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     time::{Duration, Instant},
 };
 
+use machine::Machine;
+
 use crate::common::{Needs, marker, require, wait_for, which};
 
-const IMAGE: &str = "guardian-test:systemd";
 const UNIT: &str = "guardian.service";
 const CONFIG: &str = "/etc/guardian/guardian.toml";
 const METRICS: &str = "http://127.0.0.1:9471/metrics";
@@ -31,69 +28,96 @@ const EXPOSURE_TARGET: f64 = 4.0;
 
 #[test]
 fn packaged_service_under_systemd() {
-    if !require(&[Needs::Root, Needs::Docker, Needs::Bpf]) {
-        return;
-    }
-    if !require_tool("cargo-deb", "`cargo xtask setup --tests` installs it") {
+    if !require(&[Needs::Root, Needs::Bpf])
+        || !require_tool("systemd-nspawn", "`apt-get install systemd-container`")
+        || !require_tool("nsenter", "`apt-get install util-linux`")
+        || !require_tool(
+            "cargo-deb",
+            "`cargo install cargo-deb` (`cargo xtask package` does)",
+        )
+    {
         return;
     }
     let started = Instant::now();
     let packages = tempfile::tempdir().expect("temp dir");
     let deb = build_deb(packages.path());
-    if !ensure_image() {
+    let Some(rootfs) = machine::rootfs() else {
         return;
-    }
-    let container = Container::boot(&marker("systemd"));
-    container.copy_in(&deb, "/tmp/guardian.deb");
-    container.copy_in(&crate::common::memhog_bin(), "/usr/local/bin/memhog");
+    };
+    let machine = Machine::boot(&rootfs, &marker("systemd"));
+    println!("machine booted after {:?}", started.elapsed());
+    machine.copy_in(&deb, "/root/guardian.deb");
+    machine.copy_in(&crate::common::memhog_bin(), "/usr/local/bin/memhog");
     // postinst creates the state directory, enables and starts the unit.
-    container.ok(&["dpkg", "-i", "/tmp/guardian.deb"]);
+    machine.ok(&["dpkg", "-i", "/root/guardian.deb"]);
     assert_eq!(
-        container
+        machine
             .ok(&["stat", "-c", "%a %U", "/var/lib/guardian"])
             .trim(),
         "700 root"
     );
     assert_eq!(
-        container.ok(&["systemctl", "is-enabled", UNIT]).trim(),
+        machine.ok(&["systemctl", "is-enabled", UNIT]).trim(),
         "enabled"
     );
 
-    verify_unit(&container);
-    let first_pid = container.wait_active(Duration::from_secs(90));
-    let metrics = container.wait_metrics(|body| body.contains("guardian_build_info"));
+    verify_unit(&machine);
+    let first_pid = wait_active(&machine, Duration::from_secs(90));
+    let metrics = wait_metrics(&machine, |body| body.contains("guardian_build_info"));
     assert!(
         metrics.contains("guardian_source_info{source=\"ebpf\""),
         "the sandboxed unit must still load its eBPF programs:\n{}\n{}",
         grep(&metrics, "guardian_source_info"),
-        container.journal()
+        journal(&machine)
     );
-    let status = container.show("StatusText");
+    let status = show(&machine, "StatusText");
     assert!(
-        status.contains("ebpf"),
+        status.contains("source=ebpf"),
         "STATUS= names the source: {status:?}"
     );
+    check_oom_score_adj(&machine, first_pid);
 
-    reload_applies_a_new_rule(&container, first_pid);
-    reload_rejects_a_broken_config(&container, first_pid);
-    watchdog_restarts_a_stopped_guardian(&container, first_pid);
+    reload_applies_a_new_rule(&machine, first_pid);
+    reload_rejects_a_broken_config(&machine, first_pid);
+    watchdog_restarts_a_stopped_guardian(&machine, first_pid);
 
     let stop = Instant::now();
-    container.ok(&["systemctl", "stop", UNIT]);
+    machine.ok(&["systemctl", "stop", UNIT]);
     println!("systemctl stop took {:?}", stop.elapsed());
-    assert_eq!(container.show("ActiveState"), "inactive");
+    assert_eq!(show(&machine, "ActiveState"), "inactive");
     println!("systemd test took {:?}", started.elapsed());
 }
 
+/// OOMScoreAdjust=-1000 needs CAP_SYS_RESOURCE in the service manager, which a machine
+/// only has when the host grants it.
+fn check_oom_score_adj(machine: &Machine, pid: u32) {
+    let adj = machine.ok(&["cat", &format!("/proc/{pid}/oom_score_adj")]);
+    let status = machine.ok(&["cat", "/proc/1/status"]);
+    let pid1_caps = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if pid1_caps & (1 << CAP_SYS_RESOURCE) != 0 {
+        assert_eq!(adj.trim(), "-1000", "OOMScoreAdjust=-1000 applied");
+    } else {
+        println!(
+            "OOMScoreAdjust not checked: this host withholds CAP_SYS_RESOURCE (oom_score_adj is {})",
+            adj.trim()
+        );
+    }
+}
+
 /// `systemd-analyze verify` passes; `systemd-analyze security` is recorded and bounded.
-fn verify_unit(container: &Container) {
-    let verify = container.run(&["systemd-analyze", "verify", UNIT]);
+fn verify_unit(machine: &Machine) {
+    let verify = machine.run(&["systemd-analyze", "verify", UNIT]);
     let complaints = String::from_utf8_lossy(&verify.stderr);
     assert!(
         verify.status.success() && !complaints.contains("guardian"),
         "systemd-analyze verify {UNIT}: {complaints}"
     );
-    let security = container.ok(&["systemd-analyze", "security", "--no-pager", UNIT]);
+    let security = machine.ok(&["systemd-analyze", "security", "--no-pager", UNIT]);
     let score = exposure(&security).unwrap_or_else(|| panic!("no score in:\n{security}"));
     println!("systemd-analyze security {UNIT}: exposure {score}");
     assert!(
@@ -104,29 +128,33 @@ fn verify_unit(container: &Container) {
 
 /// A reload with a new kill rule: applied without a restart, counted, and the rule kills
 /// the test's marked workload with a structured journal entry.
-fn reload_applies_a_new_rule(container: &Container, pid: u32) {
+fn reload_applies_a_new_rule(machine: &Machine, pid: u32) {
     let tag = marker("systemd-hog");
-    container.write(
+    machine.write(
         CONFIG,
         &format!(
-            "[daemon]\nscan_interval = \"1s\"\n\n\
+            "[daemon]\nscan_interval = \"1s\"\nebpf_rescan_interval = \"2s\"\n\n\
              [[rule]]\nname = \"systemd-test\"\nthreshold = \"32MiB\"\nscope = \"any\"\n\
              action = \"kill\"\nmatch = {{ cmdline = \"{tag}\" }}\n"
         ),
     );
-    container.ok(&["systemctl", "reload", UNIT]);
-    container.wait_metrics(|body| body.contains("guardian_config_reloads_total{result=\"ok\"} 1"));
+    machine.ok(&["systemctl", "reload", UNIT]);
+    wait_metrics(machine, |body| {
+        body.contains("guardian_config_reloads_total{result=\"ok\"} 1")
+    });
     assert_eq!(
-        container.main_pid(),
+        main_pid(machine),
         pid,
         "a reload must not restart the guardian"
     );
 
     let hog = format!("guardian-test-hog-{}", std::process::id());
-    container.ok(&[
+    machine.ok(&[
         "systemd-run",
         "--unit",
         &hog,
+        // Another user's process: the unit's CAP_KILL is what lets the guardian kill it.
+        "--uid=nobody",
         "/usr/local/bin/memhog",
         "--rss",
         "64",
@@ -134,67 +162,73 @@ fn reload_applies_a_new_rule(container: &Container, pid: u32) {
         &tag,
     ]);
     let killed = wait_for(Duration::from_secs(60), || {
-        let entries = container.ok(&["journalctl", "-u", UNIT, "-o", "json", "--no-pager"]);
+        let entries = machine.ok(&["journalctl", "-u", UNIT, "-o", "json", "--no-pager"]);
         entries
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .find(|entry| {
-                entry.to_string().contains(&tag)
-                    && entry
-                        .as_object()
-                        .is_some_and(|fields| fields.keys().any(|key| key == "GUARDIAN_PID"))
+                entry["GUARDIAN_RULE"] == "systemd-test"
+                    && entry["TARGET"] == "guardian::kill"
+                    && entry.get("GUARDIAN_PID").is_some()
             })
     });
     let entry = killed.unwrap_or_else(|| {
         panic!(
             "no structured journal entry for the kill of {tag}:\n{}",
-            container.journal()
+            journal(machine)
         )
     });
     println!("journal kill entry: {entry}");
-    let hog_state = container.ok(&["systemctl", "show", "-p", "Result", "--value", &hog]);
-    let _ = container.run(&["systemctl", "reset-failed", &hog]);
+    let hog_state = machine.ok(&["systemctl", "show", "-p", "Result", "--value", &hog]);
+    let _ = machine.run(&["systemctl", "reset-failed", &hog]);
     assert_eq!(hog_state.trim(), "signal", "the marked workload was killed");
 }
 
 /// A broken config is rejected with line and column; the old one keeps running.
-fn reload_rejects_a_broken_config(container: &Container, pid: u32) {
-    container.write(
+fn reload_rejects_a_broken_config(machine: &Machine, pid: u32) {
+    machine.write(
         CONFIG,
         "[daemon]\nscan_interval = \"1s\"\nno_such_key = true\n",
     );
-    container.ok(&["systemctl", "reload", UNIT]);
-    container
-        .wait_metrics(|body| body.contains("guardian_config_reloads_total{result=\"error\"} 1"));
-    assert_eq!(container.main_pid(), pid);
-    assert_eq!(container.show("ActiveState"), "active");
-    let journal = container.journal();
+    machine.ok(&["systemctl", "reload", UNIT]);
+    wait_metrics(machine, |body| {
+        body.contains("guardian_config_reloads_total{result=\"error\"} 1")
+    });
+    assert_eq!(main_pid(machine), pid);
+    assert_eq!(show(machine, "ActiveState"), "active");
+    let journal = journal(machine);
     assert!(
         journal.contains(&format!("{CONFIG}:3:1")),
         "the rejection names line and column:\n{journal}"
     );
+    // Put a good config back: a restart would refuse the broken one.
+    machine.write(CONFIG, "[daemon]\nscan_interval = \"1s\"\n");
+    machine.ok(&["systemctl", "reload", UNIT]);
+    wait_metrics(machine, |body| {
+        body.contains("guardian_config_reloads_total{result=\"ok\"} 2")
+    });
 }
 
 /// SIGSTOP: no more WATCHDOG=1, so systemd kills and restarts the guardian.
-fn watchdog_restarts_a_stopped_guardian(container: &Container, pid: u32) {
+fn watchdog_restarts_a_stopped_guardian(machine: &Machine, pid: u32) {
     let stopped = Instant::now();
-    container.ok(&["kill", "-STOP", &pid.to_string()]);
+    machine.ok(&["kill", "-STOP", &pid.to_string()]);
     let restarted = wait_for(Duration::from_secs(120), || {
-        let now = container.main_pid();
-        (now != 0 && now != pid && container.show("ActiveState") == "active").then_some(now)
+        let now = main_pid(machine);
+        (now != 0 && now != pid && show(machine, "ActiveState") == "active").then_some(now)
     });
     assert!(
         restarted.is_some(),
         "the watchdog did not restart the stopped guardian:\n{}",
-        container.journal()
+        journal(machine)
     );
     println!(
         "watchdog restart after SIGSTOP took {:?}",
         stopped.elapsed()
     );
-    let journal = container.journal();
+    let journal = journal(machine);
     assert!(journal.contains("Watchdog timeout"), "{journal}");
-    container.wait_metrics(|body| body.contains("guardian_build_info"));
+    wait_metrics(machine, |body| body.contains("guardian_build_info"));
 }
 
 /// The score in "→ Overall exposure level for guardian.service: 2.6 OK".
@@ -263,232 +297,56 @@ fn build_deb(out: &Path) -> PathBuf {
         .expect("cargo deb wrote a .deb")
 }
 
-/// Builds [`IMAGE`] once (debootstrap, then `docker import`); later runs reuse it.
-fn ensure_image() -> bool {
-    if docker(&["image", "inspect", IMAGE]).status.success() {
-        return true;
-    }
-    if !require_tool(
-        "debootstrap",
-        "`apt-get install debootstrap` (`cargo xtask setup --tests` installs it)",
-    ) {
-        return false;
-    }
-    let suite = host_debian_suite();
-    let mirror = std::env::var("GUARDIAN_TEST_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-    let dir = tempfile::Builder::new()
-        .prefix("guardian-systemd-rootfs-")
-        .tempdir_in("/var/tmp")
-        .expect("temp dir for the rootfs");
-    let rootfs = dir.path().join("rootfs");
-    let started = Instant::now();
-    eprintln!("building {IMAGE}: debootstrap {suite} from {mirror} (once; about 40 s)");
-    let status = Command::new("debootstrap")
-        .args([
-            "--variant=minbase",
-            "--include=systemd,systemd-sysv,dbus,curl,procps,ca-certificates",
-            &suite,
-        ])
-        .arg(&rootfs)
-        .arg(&mirror)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run debootstrap");
-    assert!(status.success(), "debootstrap {suite} failed ({status})");
-    for leftover in ["var/cache/apt/archives", "var/lib/apt/lists"] {
-        let _ = std::fs::remove_dir_all(rootfs.join(leftover));
-        std::fs::create_dir_all(rootfs.join(leftover)).expect("recreate apt dir");
-    }
-    // Empty: systemd makes one on first boot of each container.
-    std::fs::write(rootfs.join("etc/machine-id"), "").expect("machine-id");
-    let import = format!(
-        "tar -C '{}' -c . | docker import --change 'ENV container=docker' \
-         --change 'CMD [\"/sbin/init\"]' - {IMAGE}",
-        rootfs.display()
-    );
-    let status = Command::new("sh")
-        .args(["-c", &import])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("docker import");
-    assert!(status.success(), "{import} failed ({status})");
-    eprintln!("built {IMAGE} in {:?}", started.elapsed());
-    true
+/// A property of the guardian unit (`systemctl show -p NAME --value`).
+fn show(machine: &Machine, property: &str) -> String {
+    machine
+        .ok(&["systemctl", "show", "-p", property, "--value", UNIT])
+        .trim()
+        .to_string()
 }
 
-/// The image must run the binary built here: same Debian release as the host (bookworm
-/// when the host is not Debian).
-fn host_debian_suite() -> String {
-    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let field = |key: &str| {
-        release
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .map(|value| value.trim_matches('"').to_string())
-    };
-    match (field("ID="), field("VERSION_CODENAME=")) {
-        (Some(id), Some(codename)) if id == "debian" && !codename.is_empty() => codename,
-        _ => "bookworm".into(),
-    }
+fn main_pid(machine: &Machine) -> u32 {
+    show(machine, "MainPID").parse().unwrap_or(0)
 }
 
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
-
-/// A systemd-booted container, removed on drop.
-struct Container {
-    name: String,
-}
-
-impl Container {
-    fn boot(name: &str) -> Container {
-        let run = docker(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--cap-add",
-            "ALL",
-            "--cap-drop",
-            "SYS_RESOURCE",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--security-opt",
-            "apparmor=unconfined",
-            "--security-opt",
-            "systempaths=unconfined",
-            "--cgroupns",
-            "host",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup",
-            "--tmpfs",
-            "/run",
-            "--tmpfs",
-            "/run/lock",
-            "--tmpfs",
-            "/tmp",
-            IMAGE,
-            "/sbin/init",
-        ]);
-        let container = Container {
-            name: name.to_string(),
-        };
-        assert!(
-            run.status.success(),
-            "docker run {IMAGE}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let booted = wait_for(Duration::from_secs(60), || {
-            let state = container.run(&["systemctl", "is-system-running"]);
-            let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
-            matches!(state.as_str(), "running" | "degraded").then_some(state)
-        });
-        assert!(
-            booted.is_some(),
-            "systemd did not boot in {name}: {}",
-            String::from_utf8_lossy(&docker(&["logs", name]).stdout)
-        );
-        container
-    }
-
-    fn run(&self, command: &[&str]) -> Output {
-        let mut args = vec!["exec", self.name.as_str()];
-        args.extend_from_slice(command);
-        docker(&args)
-    }
-
-    /// Runs `command` in the container; it must succeed. Returns stdout.
-    fn ok(&self, command: &[&str]) -> String {
-        let output = self.run(command);
-        assert!(
-            output.status.success(),
-            "{command:?} in the container failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn copy_in(&self, from: &Path, to: &str) {
-        let target = format!("{}:{to}", self.name);
-        let copied = docker(&["cp", &from.display().to_string(), &target]);
-        assert!(
-            copied.status.success(),
-            "docker cp {} {target}: {}",
-            from.display(),
-            String::from_utf8_lossy(&copied.stderr)
-        );
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("file");
-        std::fs::write(&file, text).expect("write file");
-        self.copy_in(&file, path);
-    }
-
-    /// A property of the guardian unit (`systemctl show -p NAME --value`).
-    fn show(&self, property: &str) -> String {
-        self.ok(&["systemctl", "show", "-p", property, "--value", UNIT])
-            .trim()
-            .to_string()
-    }
-
-    fn main_pid(&self) -> u32 {
-        self.show("MainPID").parse().unwrap_or(0)
-    }
-
-    /// Waits for the unit to be active (READY=1 received); returns its main pid.
-    fn wait_active(&self, timeout: Duration) -> u32 {
-        let active = wait_for(timeout, || {
-            (self.show("ActiveState") == "active").then(|| self.main_pid())
-        });
-        active.unwrap_or_else(|| {
-            panic!(
-                "{UNIT} is {}:\n{}",
-                self.show("ActiveState"),
-                self.journal()
-            )
-        })
-    }
-
-    /// Polls /metrics (curl inside the container) until `accept` takes the body.
-    fn wait_metrics(&self, accept: impl Fn(&str) -> bool) -> String {
-        let body = wait_for(Duration::from_secs(60), || {
-            let output = self.run(&["curl", "-sf", "--max-time", "5", METRICS]);
-            let body = String::from_utf8_lossy(&output.stdout).into_owned();
-            (output.status.success() && accept(&body)).then_some(body)
-        });
-        body.unwrap_or_else(|| {
-            let last = self.run(&["curl", "-s", "--max-time", "5", METRICS]);
-            panic!(
-                "/metrics never showed what the test waits for; last:\n{}\n{}",
-                String::from_utf8_lossy(&last.stdout),
-                self.journal()
-            )
-        })
-    }
-
-    fn journal(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .run(&["journalctl", "-u", UNIT, "--no-pager", "-n", "200"])
-                .stdout,
+/// Waits for the unit to be active (READY=1 received); returns its main pid.
+fn wait_active(machine: &Machine, timeout: Duration) -> u32 {
+    let active = wait_for(timeout, || {
+        (show(machine, "ActiveState") == "active").then(|| main_pid(machine))
+    });
+    active.unwrap_or_else(|| {
+        panic!(
+            "{UNIT} is {}:\n{}",
+            show(machine, "ActiveState"),
+            journal(machine)
         )
-        .into_owned()
-    }
+    })
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.name]);
-    }
+/// Polls /metrics (curl inside the machine) until `accept` takes the body.
+fn wait_metrics(machine: &Machine, accept: impl Fn(&str) -> bool) -> String {
+    let body = wait_for(Duration::from_secs(60), || {
+        let output = machine.run(&["curl", "-sf", "--max-time", "5", METRICS]);
+        let body = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.success() && accept(&body)).then_some(body)
+    });
+    body.unwrap_or_else(|| {
+        let last = machine.run(&["curl", "-s", "--max-time", "5", METRICS]);
+        panic!(
+            "/metrics never showed what the test waits for; last:\n{}\n{}",
+            String::from_utf8_lossy(&last.stdout),
+            journal(machine)
+        )
+    })
+}
+
+fn journal(machine: &Machine) -> String {
+    String::from_utf8_lossy(
+        &machine
+            .run(&["journalctl", "-u", UNIT, "--no-pager", "-n", "200"])
+            .stdout,
+    )
+    .into_owned()
 }
 
 #[test]

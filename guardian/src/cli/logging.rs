@@ -2,26 +2,28 @@
 //! stderr to the journal, else text or JSON lines on stderr. `RUST_LOG` filters both
 //! (default `info`).
 //!
-//! Under systemd each `tracing` field becomes a journal field prefixed `GUARDIAN_`
-//! (`pid = 42` is `GUARDIAN_PID=42`), so `journalctl -u guardian GUARDIAN_PID=42` or
-//! `-o json` reads kill decisions as data, not as text to parse.
+//! Under systemd each event's MESSAGE reads like the text log and each `tracing` field
+//! is also a journal field prefixed `GUARDIAN_` (`pid = 42` is `GUARDIAN_PID=42`), so
+//! `journalctl -u guardian GUARDIAN_PID=42` or `-o json` reads kill decisions as data
+//! (see [`super::journald`]).
 
 use std::{
     ffi::OsStr,
     io::IsTerminal as _,
     os::fd::{AsFd as _, BorrowedFd},
     os::unix::fs::MetadataExt as _,
+    path::Path,
 };
 
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
-use super::LogFormat;
+use super::{
+    LogFormat,
+    journald::{JOURNAL_SOCKET, JournaldLayer},
+};
 
 /// Filter used when `RUST_LOG` is unset.
 const DEFAULT_FILTER: &str = "info";
-
-/// Prefix of user-defined journal fields, so they never collide with journald's own.
-const JOURNAL_FIELD_PREFIX: &str = "GUARDIAN";
 
 /// Installs the global subscriber. Journald wins over `format` when stderr is the
 /// journal stream; if journald cannot be reached the logs go to stderr in `format` and
@@ -30,11 +32,8 @@ pub fn init(format: LogFormat) {
     let (filter, bad_filter) = filter();
     let mut journald_error = None;
     if stderr_is_journal() {
-        match tracing_journald::layer() {
+        match JournaldLayer::connect(Path::new(JOURNAL_SOCKET)) {
             Ok(layer) => {
-                let layer = layer
-                    .with_field_prefix(Some(JOURNAL_FIELD_PREFIX.to_string()))
-                    .with_syslog_identifier("guardian".to_string());
                 if tracing_subscriber::registry()
                     .with(filter)
                     .with(layer)

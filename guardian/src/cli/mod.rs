@@ -3,6 +3,7 @@
 mod audit;
 mod check_config;
 mod explain;
+mod journald;
 pub mod logging;
 mod run;
 mod trend;
