@@ -203,6 +203,42 @@ pub async fn kills(State(state): State<Arc<AppState>>) -> Json<crate::policy::Le
     )
 }
 
+/// Query of `/api/v1/trends`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendQuery {
+    pub limit: Option<usize>,
+    /// Only series with this verdict ("leak", "growing", "stable", "warming-up").
+    pub verdict: Option<String>,
+}
+
+/// `GET /api/v1/trends?limit=N&verdict=leak`: the leak detector's reports, leaks first,
+/// then growing series, each by time to limit.
+pub async fn trends(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<TrendQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    let reports = state
+        .trends
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let list: Vec<&crate::trends::TrendReport> = reports
+        .iter()
+        .filter(|report| {
+            query
+                .verdict
+                .as_deref()
+                .is_none_or(|verdict| report.verdict.as_str() == verdict)
+        })
+        .take(query.limit.unwrap_or(DEFAULT_LIMIT))
+        .collect();
+    Json(list).into_response()
+}
+
 /// A 400 with a JSON body naming what is wrong with the request.
 fn bad_request(message: String) -> Response {
     (

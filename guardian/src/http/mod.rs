@@ -54,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/cgroups", get(api::cgroups))
         .route("/api/v1/oom-events", get(api::oom_events))
         .route("/api/v1/kills", get(api::kills))
+        .route("/api/v1/trends", get(api::trends))
         .with_state(state)
 }
 

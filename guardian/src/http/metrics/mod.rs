@@ -13,6 +13,7 @@ mod processes;
 mod self_metrics;
 #[cfg(test)]
 mod tests;
+mod trends;
 
 use std::{
     collections::HashSet,
@@ -31,7 +32,11 @@ use prometheus_client::{
 
 pub use exposition::Format;
 
-use crate::{daemon::AppState, model::ProcessKey};
+use crate::{
+    daemon::AppState,
+    model::ProcessKey,
+    trends::{Subject, TrendReport, Verdict},
+};
 use processes::TrackedRow;
 
 /// GET /metrics.
@@ -78,6 +83,14 @@ impl Collector for StateCollector {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let reports: Vec<TrendReport> = state
+            .trends
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|report| trends::exported(report))
+            .cloned()
+            .collect();
         let model = state.model.read().unwrap_or_else(PoisonError::into_inner);
         self_metrics::encode(state, &model, &mut encoder)?;
         host::encode(&model, &mut encoder)?;
@@ -94,10 +107,21 @@ impl Collector for StateCollector {
                 })
             })
             .collect();
-        let always: HashSet<ProcessKey> = tracked_rows.iter().map(|row| row.process.key).collect();
+        let leaking = reports.iter().filter_map(|report| match report.subject {
+            Subject::Process {
+                pid, start_ticks, ..
+            } if report.verdict == Verdict::Leak => Some(ProcessKey { pid, start_ticks }),
+            _ => None,
+        });
+        let always: HashSet<ProcessKey> = tracked_rows
+            .iter()
+            .map(|row| row.process.key)
+            .chain(leaking)
+            .collect();
         let processes = processes::select(&model, config.metrics.top_processes, &always);
         processes::encode(&processes, &mut encoder)?;
         processes::encode_tracked(&tracked_rows, &mut encoder)?;
+        trends::encode(&reports, &model, &mut encoder)?;
         kills::encode(&config, model.host.total, &state.kills, &mut encoder)
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     daemon::{AppState, SourceKind, SourceStatus},
     model::{Cgroup, CgroupStats, Limit, MemoryUsage, Pressure, Process, ProcessKey},
     policy::{KillReport, RuleKind},
+    trends::{LimitKind, Subject, TrendReport, Verdict},
 };
 
 fn status() -> SourceStatus {
@@ -361,4 +362,87 @@ fn kill_report(rule: &str, outcome: OutcomeKind) -> KillReport {
         outcome_write_failed: false,
         detail: None,
     }
+}
+
+fn report(subject: Subject, verdict: Verdict, time_to_limit_s: Option<f64>) -> TrendReport {
+    TrendReport {
+        subject,
+        verdict,
+        slope_bytes_per_second: 10_000.0,
+        confidence: 0.99,
+        level_bytes: 1 << 20,
+        peak_bytes: 2 << 20,
+        time_to_limit_s,
+        limit_bytes: Some(512 << 20),
+        limit_kind: Some(LimitKind::Cgroup),
+        first_detected_s: None,
+        series_start_s: 0.0,
+    }
+}
+
+#[test]
+fn growing_and_leaking_series_are_exported_and_leaking_processes_always() {
+    let mut config = Config::default();
+    config.metrics.top_processes = 1;
+    let state = state(config);
+    {
+        let mut model = state.model.write().expect("model lock");
+        model.upsert_process(process(1, "big", &["big"], 900));
+        model.upsert_process(process(2, "node", &["node", "dist/main"], 150));
+        model.replace_cgroups(vec![cgroup(
+            "/docker/api",
+            300,
+            Limit::Bytes(512 << 20),
+            false,
+        )]);
+    }
+    *state.trends.write().expect("trends lock") = vec![
+        report(
+            Subject::Process {
+                pid: 2,
+                start_ticks: 7,
+                comm: "node".into(),
+            },
+            Verdict::Leak,
+            Some(600.0),
+        ),
+        report(
+            Subject::Cgroup {
+                path: "/docker/api".into(),
+            },
+            Verdict::Growing,
+            None,
+        ),
+        report(
+            Subject::Process {
+                pid: 1,
+                start_ticks: 7,
+                comm: "big".into(),
+            },
+            Verdict::Stable,
+            Some(10.0),
+        ),
+    ];
+    let body = render(&state, Format::Text).expect("render");
+    assert!(
+        body.contains("guardian_process_rss_bytes{pid=\"2\","),
+        "leaking process not exported: {body}"
+    );
+    assert!(body.contains("guardian_leak_time_to_limit_seconds{target=\"process\",pid=\"2\",comm=\"node\",cgroup=\"\",name=\"\",limit=\"cgroup\"} 600.0\n"), "{body}");
+    assert!(body.contains("guardian_leak_verdict{target=\"process\",pid=\"2\",comm=\"node\",cgroup=\"\",name=\"\",verdict=\"leak\"} 1\n"), "{body}");
+    assert!(body.contains("guardian_leak_verdict{target=\"cgroup\",pid=\"\",comm=\"\",cgroup=\"/docker/api\",name=\"abababababab\",verdict=\"growing\"} 1\n"), "{body}");
+    assert!(
+        body.contains("guardian_leak_slope_bytes_per_second{target=\"cgroup\""),
+        "{body}"
+    );
+    assert!(
+        !body.contains("verdict=\"stable\""),
+        "stable series exported: {body}"
+    );
+    assert_eq!(
+        body.lines()
+            .filter(|line| line.starts_with("guardian_leak_time_to_limit_seconds{"))
+            .count(),
+        1
+    );
 }
