@@ -26,6 +26,14 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "prometheus",
         "metrics tests scrape the guardian with a real Prometheus and promtool",
     ),
+    (
+        "debootstrap",
+        "the systemd test builds its Debian rootfs once",
+    ),
+    (
+        "systemd-container",
+        "the systemd test boots that rootfs with systemd-nspawn",
+    ),
 ];
 
 pub fn setup(root: &Path, purpose: For) -> anyhow::Result<()> {
@@ -38,6 +46,7 @@ pub fn setup(root: &Path, purpose: For) -> anyhow::Result<()> {
     ensure_bpf_linker(root)?;
     if purpose == For::Tests {
         ensure_dockerd(root)?;
+        crate::package::ensure_cargo_deb(root)?;
     }
     Ok(())
 }
