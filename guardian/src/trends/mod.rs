@@ -5,6 +5,7 @@
 
 mod book;
 pub mod detector;
+mod params;
 mod replay;
 mod ring;
 pub mod stats;
