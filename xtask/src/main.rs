@@ -4,6 +4,7 @@
 mod bench;
 mod bench_scrape;
 mod cmd;
+mod eval_trends;
 mod package;
 mod setup;
 mod test;
@@ -42,6 +43,12 @@ enum Command {
     /// Build the Debian package (cargo-deb): binary, systemd unit, config as a conffile,
     /// alert rules and dashboard.
     Package,
+    /// Replay every labelled RSS trace in DIR (see DIR/labels.csv) through
+    /// `guardian trend` and print detections, false alarms, delays and slope errors.
+    EvalTrends {
+        /// Folder with the traces and labels.csv (e.g. ../shared/traces, tests/fixtures/traces).
+        dir: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +66,17 @@ fn main() -> anyhow::Result<()> {
         Command::Test => test::test(&root),
         Command::Bench(options) => bench::bench(&root, &options),
         Command::Package => package::package(&root).map(drop),
+        Command::EvalTrends { dir } => {
+            cmd::run(
+                &root,
+                "build guardian",
+                "cargo",
+                &["build", "-p", "guardian"],
+            )?;
+            let dir = std::fs::canonicalize(&dir)
+                .map_err(|error| anyhow::anyhow!("trace folder {}: {error}", dir.display()))?;
+            eval_trends::eval_trends(&dir, &root.join("target/debug/guardian"))
+        }
     }
 }
 

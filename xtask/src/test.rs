@@ -52,9 +52,9 @@ pub fn test(root: &Path) -> anyhow::Result<()> {
 
 /// Runs `cargo test --workspace`, echoing its output and summing its result lines.
 fn cargo_test(root: &Path) -> anyhow::Result<(u64, u64, u64)> {
-    println!("==> [tests] cargo test --workspace");
+    println!("==> [tests] cargo test --workspace --no-fail-fast");
     let mut child = Command::new("cargo")
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .current_dir(root)
         .stdout(Stdio::piped())
         .spawn()
@@ -72,7 +72,9 @@ fn cargo_test(root: &Path) -> anyhow::Result<(u64, u64, u64)> {
     }
     let status = child.wait().context("waiting for cargo test")?;
     if !status.success() && failed == 0 {
-        bail!("step 'tests' failed ({status}); rerun by hand: cargo test --workspace");
+        bail!(
+            "step 'tests' failed ({status}); rerun by hand: cargo test --workspace --no-fail-fast"
+        );
     }
     Ok((passed, failed, ignored))
 }

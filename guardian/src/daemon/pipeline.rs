@@ -17,7 +17,7 @@ use crate::{
         cgroup::{CgroupReader, OomWatch},
         procfs::ProcReader,
     },
-    trends::TrendBook,
+    trends::{TrendBook, Verdict},
 };
 
 /// Why the pipeline could not be built.
@@ -227,15 +227,22 @@ impl Pipeline {
             .observe(&model, now, &|process| policy.threshold_for(process, total));
         drop(model);
         for change in self.trends.take_changes() {
-            tracing::info!(
-                subject = %change.subject,
-                from = %change.from,
-                to = %change.to,
-                slope_bytes_per_second = change.slope_bytes_per_second,
-                confidence = change.confidence,
-                time_to_limit_s = change.time_to_limit_s,
-                "trend verdict changed"
-            );
+            // Growth and leaks are news; warm-up ending in "stable" is not.
+            let notable = matches!(change.to, Verdict::Growing | Verdict::Leak)
+                || change.from == Verdict::Leak;
+            if notable {
+                tracing::info!(
+                    subject = %change.subject,
+                    from = %change.from,
+                    to = %change.to,
+                    slope_bytes_per_second = change.slope_bytes_per_second,
+                    confidence = change.confidence,
+                    time_to_limit_s = change.time_to_limit_s,
+                    "trend verdict changed"
+                );
+            } else {
+                tracing::debug!(subject = %change.subject, from = %change.from, to = %change.to, "trend verdict changed");
+            }
         }
         if let Ok(mut reports) = self.state.trends.write() {
             *reports = self.trends.reports();
