@@ -196,7 +196,7 @@ fn print_rows(rows: &[Row]) {
         println!("ratios vs {}:", reference.name);
         for row in rows.iter().filter(|row| row.name.starts_with("guardian")) {
             println!(
-                "  {:<48} p99 x{:.2}  body x{:.2}",
+                "  {:<48} p99 x{:.4}  body x{:.2}",
                 row.name,
                 row.p99_ms / reference.p99_ms,
                 row.body_bytes as f64 / reference.body_bytes as f64
