@@ -260,11 +260,34 @@ fn prometheus_scrapes_a_test_process_a_test_cgroup_and_an_oom_kill() {
     let marker = marker("metrics-e2e");
     let cgroup = TestCgroup::new(&marker, Some(64 << 20));
     let hog = spawn_hog_with(&marker, &["--rss", "16"], |command| cgroup.enter(command));
+    let hostile = spawn_hostile(&marker);
     let daemon = Daemon::start(EXPORT_ALL, &["--source", "procfs"]);
     wait_process(&daemon, hog.pid());
+    let hostile_comm = wait_process(&daemon, hostile.process.pid())["comm"]
+        .as_str()
+        .expect("comm")
+        .to_string();
     let prometheus = Prometheus::start(daemon.addr, &repo_file("config/alerts.yml"));
 
     prometheus.wait_value(r#"up{job="guardian"}"#, |up| up == 1.0);
+    // Hostile text survives the OpenMetrics round trip through a real parser intact.
+    let info = wait_for(Duration::from_secs(60), || {
+        prometheus
+            .query(&format!(
+                r#"guardian_process_info{{pid="{}"}}"#,
+                hostile.process.pid()
+            ))
+            .into_iter()
+            .next()
+    })
+    .unwrap_or_else(|| panic!("hostile process not in Prometheus\n{}", prometheus.log()));
+    assert_eq!(info.0["comm"], hostile_comm.as_str(), "{info:?}");
+    assert!(
+        info.0["cmdline"]
+            .as_str()
+            .is_some_and(|cmdline| cmdline.starts_with("w\"e\\i\nr{d}\u{FFFD} ")),
+        "{info:?}"
+    );
     let rss = prometheus.wait_value(
         &format!(r#"guardian_process_rss_bytes{{pid="{}"}}"#, hog.pid()),
         |rss| rss >= (16 << 20) as f64,
