@@ -222,6 +222,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `guardian run` with `config` (TOML) and extra flags, and waits for /healthz.
     pub fn start(config: &str, extra: &[&str]) -> Daemon {
+        // A port found free can be taken by another test before the daemon binds it:
+        // try again on another one.
+        for _ in 0..4 {
+            match Daemon::try_start(config, extra) {
+                Ok(daemon) => return daemon,
+                Err(log) if log.contains("cannot listen") => continue,
+                Err(log) => panic!("guardian exited early:\n{log}"),
+            }
+        }
+        panic!("guardian could not bind a free loopback port in 4 tries");
+    }
+
+    fn try_start(config: &str, extra: &[&str]) -> Result<Daemon, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("guardian.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -244,17 +257,16 @@ impl Daemon {
             .expect("spawn guardian");
         let mut daemon = Daemon { child, addr, dir };
         let ready = wait_for(Duration::from_secs(60), || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("guardian exited early ({status}):\n{}", daemon.log());
+            if let Ok(Some(_)) = daemon.child.try_wait() {
+                return Some(false);
             }
-            matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
+            matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(true)
         });
-        assert!(
-            ready.is_some(),
-            "guardian did not become healthy:\n{}",
-            daemon.log()
-        );
-        daemon
+        match ready {
+            Some(true) => Ok(daemon),
+            Some(false) => Err(daemon.log()),
+            None => panic!("guardian did not become healthy:\n{}", daemon.log()),
+        }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
