@@ -7,6 +7,7 @@
 mod cgroup;
 mod daemon;
 mod harness;
+mod kernel_btf;
 mod kill_latency;
 mod null_probe;
 mod oom_latency;

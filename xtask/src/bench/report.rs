@@ -12,6 +12,8 @@ pub enum Verdict {
     Info,
     /// The benchmark could not run.
     Failed,
+    /// Measured, but too scattered (a busy host) to hold against the target.
+    Noisy,
 }
 
 impl Verdict {
@@ -21,6 +23,7 @@ impl Verdict {
             Verdict::Missed => "MISSED",
             Verdict::Info => "ref",
             Verdict::Failed => "FAILED",
+            Verdict::Noisy => "noisy",
         }
     }
 

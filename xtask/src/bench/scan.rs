@@ -1,9 +1,12 @@
 //! /proc scan at 1,000 and 10,000 processes of our own: the guardian's cost per process
 //! (its scan-duration histogram over the host's process count), its own RSS and its CPU
-//! at a 1 s interval, beside `ps -eo pid,rss,comm` over the same process set (pairs
-//! alternate: one guardian window, one `ps` run).
+//! at a 1 s interval. Beside it, alternating with the guardian's scan windows: `ps -eo
+//! pid,rss,comm` over the same process set, and the floor of any /proc scanner on this
+//! host (list /proc, read each `stat`, nothing else). The RSS is also taken with
+//! `lock_memory = false`, to tell what `mlockall` adds from what the model holds.
 
 use std::{
+    io::Read as _,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -48,78 +51,109 @@ fn measure(bins: &Binaries, count: usize, pairs: usize) -> anyhow::Result<Vec<Ro
     // Two full scans before measuring: the model holds every process.
     wait_scans(&guardian, 2)?;
 
-    let mut guardian_us = Vec::new();
-    let mut ps_us = Vec::new();
-    let mut ratios = Vec::new();
+    let (mut guardian_us, mut ps_us, mut floor_us, mut ratios) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pair in 0..pairs {
         let scan = scan_seconds(&guardian)?;
-        let ps = ps_seconds()?;
         let processes = harness::process_count().max(1) as f64;
-        let (g, p) = (scan / processes * 1e6, ps.0 / ps.1.max(1) as f64 * 1e6);
+        let g = scan / processes * 1e6;
+        let (ps, ps_lines) = ps_seconds()?;
+        let p = ps / ps_lines.max(1) as f64 * 1e6;
+        let (floor, floor_count) = floor_seconds();
+        let f = floor / floor_count.max(1) as f64 * 1e6;
         println!(
-            "  pair {}: guardian {g:.2} us/process ({:.1} ms per scan of {processes}), ps {p:.2} us/process ({:.1} ms, {} lines)",
+            "  pair {}: guardian {g:.2} us/process ({:.1} ms per scan of {processes}); ps {p:.2} us ({:.1} ms); floor {f:.2} us",
             pair + 1,
             scan * 1e3,
-            ps.0 * 1e3,
-            ps.1
+            ps * 1e3,
         );
         guardian_us.push(g);
         ps_us.push(p);
+        floor_us.push(f);
         ratios.push(g / p);
     }
+    let floor_ratio: Vec<f64> = guardian_us
+        .iter()
+        .zip(&floor_us)
+        .map(|(g, f)| g / f)
+        .collect();
 
     let cpu_before = harness::cpu_seconds(guardian.pid())?;
     std::thread::sleep(CPU_WINDOW);
     let cpu = (harness::cpu_seconds(guardian.pid())? - cpu_before) / CPU_WINDOW.as_secs_f64();
-    let rss = harness::status_bytes(guardian.pid(), "VmRSS")? as f64 / (1 << 20) as f64;
-    let hwm = harness::status_bytes(guardian.pid(), "VmHWM")? as f64 / (1 << 20) as f64;
+    let (rss, hwm) = rss_mib(&guardian)?;
     println!(
         "  guardian CPU {:.1} % of one core at a 1 s interval; VmRSS {rss:.1} MiB (peak {hwm:.1} MiB)",
         cpu * 100.0
     );
     drop(guardian);
+    let unlocked = Guardian::start(
+        &bins.guardian,
+        Source::Procfs,
+        &format!("{}lock_memory = false\n", base_config("1s")),
+    )?;
+    wait_scans(&unlocked, 3)?;
+    let (unlocked_rss, _) = rss_mib(&unlocked)?;
+    println!("  with lock_memory = false: VmRSS {unlocked_rss:.1} MiB");
+    drop(unlocked);
     drop(sleepers);
 
     let guardian_stats = Stats::of(&guardian_us).context("no scan measured")?;
     let ps_stats = Stats::of(&ps_us).context("no ps run measured")?;
+    let floor_stats = Stats::of(&floor_us).context("no floor measured")?;
     let ratio = Stats::of(&ratios).context("no pair")?;
+    let floor_ratio = Stats::of(&floor_ratio).context("no pair")?;
     let label = format!("@{count}");
-    let mut rows = vec![Row {
-        figure: format!("procfs scan cost/process {label}"),
-        measured: format!("{:.2} us", guardian_stats.median),
-        baseline: format!("ps -eo pid,rss,comm {:.2} us", ps_stats.median),
-        ratio: ratio_text(&ratio),
-        target: "<= 10 us".into(),
-        verdict: Verdict::at_most(guardian_stats.median, 10.0),
-    }];
-    rows.push(Row {
-        figure: format!("guardian VmRSS {label}"),
-        measured: format!("{rss:.1} MiB (peak {hwm:.1})"),
-        baseline: String::new(),
-        ratio: String::new(),
-        target: if count >= 10_000 {
-            "<= 32 MiB".into()
-        } else {
-            "(ref)".into()
+    let judged = count >= 10_000;
+    Ok(vec![
+        Row {
+            figure: format!("procfs scan cost/process {label}"),
+            measured: format!("{:.2} us", guardian_stats.median),
+            baseline: format!("ps -eo pid,rss,comm {:.2} us", ps_stats.median),
+            ratio: ratio_text(&ratio),
+            target: "<= 10 us".into(),
+            verdict: Verdict::at_most(guardian_stats.median, 10.0),
         },
-        verdict: if count >= 10_000 {
-            Verdict::at_most(rss, 32.0)
-        } else {
-            Verdict::Info
+        Row {
+            figure: format!("procfs scan vs floor {label}"),
+            measured: format!("{:.2} us", guardian_stats.median),
+            baseline: format!("readdir + stat only {:.2} us", floor_stats.median),
+            ratio: ratio_text(&floor_ratio),
+            target: "(ref)".into(),
+            verdict: Verdict::Info,
         },
-    });
-    rows.push(Row {
-        figure: format!("guardian CPU, 1 s scans {label}"),
-        measured: format!("{:.1} % of a core", cpu * 100.0),
-        baseline: String::new(),
-        ratio: String::new(),
-        target: "(ref)".into(),
-        verdict: Verdict::Info,
-    });
-    Ok(rows)
+        Row {
+            figure: format!("guardian VmRSS {label}"),
+            measured: format!("{rss:.1} MiB (peak {hwm:.1})"),
+            baseline: format!("lock_memory=false {unlocked_rss:.1} MiB"),
+            ratio: format!("{:.2}", rss / unlocked_rss),
+            target: if judged { "<= 32 MiB" } else { "(ref)" }.into(),
+            verdict: if judged {
+                Verdict::at_most(rss, 32.0)
+            } else {
+                Verdict::Info
+            },
+        },
+        Row {
+            figure: format!("guardian CPU, 1 s scans {label}"),
+            measured: format!("{:.1} % of a core", cpu * 100.0),
+            baseline: String::new(),
+            ratio: String::new(),
+            target: "(ref)".into(),
+            verdict: Verdict::Info,
+        },
+    ])
 }
 
-/// Waits until the guardian has finished `n` more scans.
+/// VmRSS and VmHWM of the guardian, in MiB.
+fn rss_mib(guardian: &Guardian) -> anyhow::Result<(f64, f64)> {
+    let mib = |key| -> anyhow::Result<f64> {
+        Ok(harness::status_bytes(guardian.pid(), key)? as f64 / f64::from(1 << 20))
+    };
+    Ok((mib("VmRSS")?, mib("VmHWM")?))
+}
+
+/// Waits until the guardian has finished `n` more scans: (their summed seconds, count).
 fn wait_scans(guardian: &Guardian, n: u32) -> anyhow::Result<(f64, f64)> {
     let (sum0, count0) = guardian.histogram(SCAN_HISTOGRAM)?;
     let done = wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
@@ -156,4 +190,31 @@ fn ps_seconds() -> anyhow::Result<(f64, usize)> {
         .count()
         .saturating_sub(1);
     Ok((seconds, lines))
+}
+
+/// The floor: list /proc and read each process's `stat`, nothing parsed or kept.
+/// (seconds, processes read).
+fn floor_seconds() -> (f64, usize) {
+    let start = Instant::now();
+    let mut buf = Vec::with_capacity(4096);
+    let mut read = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.filter_map(Result::ok) {
+            let name = entry.file_name();
+            if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            let mut path = std::path::PathBuf::from("/proc");
+            path.push(&name);
+            path.push("stat");
+            buf.clear();
+            if std::fs::File::open(&path)
+                .and_then(|mut file| file.read_to_end(&mut buf))
+                .is_ok()
+            {
+                read += 1;
+            }
+        }
+    }
+    (start.elapsed().as_secs_f64(), read)
 }
