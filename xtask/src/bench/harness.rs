@@ -10,6 +10,37 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Turns SIGINT and SIGTERM into a flag the benchmarks check between steps, so they stop
+/// by returning and every guard's `Drop` cleans up (the sleepers live in their own
+/// process group and would not see a Ctrl-C).
+pub fn catch_interrupts() -> anyhow::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(signal, &action) }.with_context(|| format!("catching {signal}"))?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM arrived.
+pub fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
 /// CLOCK_MONOTONIC in nanoseconds (bpftrace's `nsecs`, memhog's `crossing`).
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
@@ -98,6 +129,7 @@ pub fn wait_for<T>(
 ) -> anyhow::Result<Option<T>> {
     let deadline = Instant::now() + timeout;
     loop {
+        check_interrupted()?;
         if let Some(value) = condition()? {
             return Ok(Some(value));
         }

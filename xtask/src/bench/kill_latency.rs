@@ -101,6 +101,7 @@ fn measure(bins: &Binaries, source: Source, runs: usize) -> anyhow::Result<(Stat
     let mut latencies = Vec::new();
     let mut floors = Vec::new();
     for run in 0..runs {
+        harness::check_interrupted()?;
         let order = if run % 2 == 0 {
             [Killer::Guardian, Killer::Bench]
         } else {

@@ -67,12 +67,13 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
         );
     }
     setup::setup(root, setup::For::Tests)?;
+    harness::catch_interrupts()?;
     ensure_bpftrace(root)?;
     let bins = build(root, options.debug)?;
     let wants = |name: &str| options.only.iter().any(|only| only == name);
     let mut rows = Vec::new();
     let mut timed = |name: &str, run: &mut dyn FnMut() -> Vec<report::Row>| {
-        if wants(name) {
+        if wants(name) && harness::check_interrupted().is_ok() {
             println!("\n[{name}: host {} before]", harness::cpu_pressure());
             rows.extend(run());
             println!("[{name}: host {} after]", harness::cpu_pressure());
@@ -94,6 +95,7 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
         if options.debug { "debug" } else { "release" }
     );
     report::print_table(&rows);
+    harness::check_interrupted()?;
     if wants("extra") {
         extras(root, &bins)?;
     }

@@ -168,6 +168,7 @@ fn per_mode(
             while api_rx.try_recv().is_ok() {}
             while counter_rx.try_recv().is_ok() {}
             for run in 0..runs {
+                harness::check_interrupted()?;
                 std::thread::sleep(harness::jitter(Duration::from_secs(1)));
                 let victim = oom_kill_one(bins, cgroup, run)?;
                 let counter_ns = counter_rx

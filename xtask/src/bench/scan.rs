@@ -54,6 +54,7 @@ fn measure(bins: &Binaries, count: usize, pairs: usize) -> anyhow::Result<Vec<Ro
     let (mut guardian_us, mut ps_us, mut floor_us, mut ratios) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pair in 0..pairs {
+        harness::check_interrupted()?;
         let scan = scan_seconds(&guardian)?;
         let processes = harness::process_count().max(1) as f64;
         let g = scan / processes * 1e6;

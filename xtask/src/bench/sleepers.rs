@@ -10,6 +10,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+use super::harness;
+
 /// `n` sleeping children in their own process group.
 pub struct Sleepers {
     children: Vec<Child>,
@@ -25,6 +27,7 @@ impl Sleepers {
             pgid: 0,
         };
         for _ in 0..n {
+            harness::check_interrupted()?;
             let child = Command::new(&sleep)
                 .arg("100000")
                 .process_group(sleepers.pgid)

@@ -102,6 +102,7 @@ fn measure(bins: &Binaries, options: StormOptions) -> anyhow::Result<Vec<Row>> {
         }
         let mut line = format!("round {}:", round + 1);
         for index in order {
+            harness::check_interrupted()?;
             if unavailable[index].is_some() {
                 continue;
             }
