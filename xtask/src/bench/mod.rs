@@ -4,6 +4,7 @@
 //! is for people to read. Every process, cgroup and temp dir a benchmark creates is
 //! removed on every path (guards with `Drop`).
 
+mod bpf_stats;
 mod cgroup;
 mod daemon;
 mod harness;
@@ -52,6 +53,10 @@ pub struct Options {
     /// OOM kills and threshold kills measured per mode.
     #[arg(long, default_value_t = 12)]
     pub runs: usize,
+    /// Also report the rss_stat programs' run time per call from the kernel's BPF
+    /// statistics (turns kernel.bpf_stats_enabled on during the storm; restored after).
+    #[arg(long)]
+    pub bpf_stats: bool,
     /// Measure the debug binaries (quick to build while developing the benchmarks; the
     /// figures are release figures only without it).
     #[arg(long)]
@@ -83,6 +88,7 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
         hogs: options.hogs,
         mib: options.mib,
         rounds: options.rounds,
+        bpf_stats: options.bpf_stats,
     };
     timed("storm", &mut || storm::run(&bins, storm_options));
     timed("scan", &mut || {
