@@ -30,7 +30,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(crate::daemon::run(config, path))?;
+    let result = runtime.block_on(crate::daemon::run(config, path));
+    // Everything that matters (kill log, detach) is done: do not wait on idle tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
