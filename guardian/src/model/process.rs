@@ -1,5 +1,7 @@
 //! A process as the model knows it, whichever source filled it in.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::classify::Classification;
@@ -50,13 +52,15 @@ pub struct Process {
     pub ppid: i32,
     pub uid: u32,
     pub comm: String,
-    pub cmdline: Vec<String>,
+    /// Shared: a steady-state scan copies a process without copying its arguments.
+    pub cmdline: Arc<[String]>,
     /// Kernel threads have no mm and are never candidates for anything.
     pub kernel_thread: bool,
     pub oom_score_adj: i32,
     pub memory: MemoryUsage,
-    /// The raw `/proc/PID/cgroup` lines.
-    pub cgroups: Vec<CgroupLine>,
+    /// The raw `/proc/PID/cgroup` lines, shared by every process with the same ones
+    /// (most of a host's processes sit in a handful of cgroups).
+    pub cgroups: Arc<[CgroupLine]>,
     /// Path of the process's cgroup in the hierarchy that holds the memory controller.
     pub memory_cgroup: Option<String>,
     pub class: Classification,

@@ -159,7 +159,7 @@ impl Policy {
             memory: process.memory,
             age_secs: age,
             oom_score_adj: process.oom_score_adj,
-            cgroups: process.cgroups.clone(),
+            cgroups: process.cgroups.to_vec(),
             memory_cgroup: process.memory_cgroup.clone(),
             classification: process.class.clone(),
             mem_total_bytes: mem_total,

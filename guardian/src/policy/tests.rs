@@ -52,7 +52,7 @@ fn process(pid: i32, comm: &str, cmdline: &str, rss_mib: u64) -> Process {
         kernel_thread: false,
         oom_score_adj: 0,
         memory: MemoryUsage::from_parts(rss_mib * MIB, 0, 0, 0),
-        cgroups: Vec::new(),
+        cgroups: Vec::new().into(),
         memory_cgroup: Some("/user.slice/session-1.scope".into()),
         class: host(Some("session-1.scope")),
         started_secs: 100.0,

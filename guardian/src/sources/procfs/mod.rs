@@ -25,13 +25,14 @@ mod scan;
 mod tests;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
-    sync::atomic::AtomicU64,
+    sync::{Arc, Mutex, atomic::AtomicU64},
 };
 
 use crate::{
     classify,
-    model::{HostMemory, MemoryUsage, Process, ProcessKey},
+    model::{CgroupLine, HostMemory, MemoryUsage, Process, ProcessKey},
     sources::cgroup::memory_line,
 };
 
@@ -68,7 +69,16 @@ pub struct ProcReader {
     page_size: u64,
     clock_ticks: u64,
     scans: AtomicU64,
+    /// Parsed `/proc/PID/cgroup` contents by their raw text, so processes in the same
+    /// cgroups share one copy.
+    cgroup_sets: Mutex<CgroupSets>,
 }
+
+/// Raw `/proc/PID/cgroup` text to its parsed, shared lines.
+type CgroupSets = HashMap<Box<[u8]>, Arc<[CgroupLine]>>;
+
+/// Distinct cgroup sets remembered before the cache starts afresh.
+const CGROUP_SETS_MAX: usize = 4096;
 
 impl ProcReader {
     /// Opens the reader on `root` ("/proc" in production); reads page size and clock
@@ -86,6 +96,7 @@ impl ProcReader {
             page_size: sysconf(libc::_SC_PAGESIZE, "PAGESIZE")?,
             clock_ticks: sysconf(libc::_SC_CLK_TCK, "CLK_TCK")?,
             scans: AtomicU64::new(0),
+            cgroup_sets: Mutex::new(HashMap::new()),
         })
     }
 
@@ -195,12 +206,11 @@ impl ProcReader {
         let Some(len) = self.read_at(&dir, pid, "cmdline", buf)? else {
             return Ok(None);
         };
-        let cmdline = parse::cmdline(&buf[..len]);
+        let cmdline: Arc<[String]> = parse::cmdline(&buf[..len]).into();
         let Some(len) = self.read_at(&dir, pid, "cgroup", buf)? else {
             return Ok(None);
         };
-        let cgroups = parse::cgroup(&buf[..len])
-            .ok_or_else(|| self.parse_error(pid, "cgroup", "not id:controllers:path lines"))?;
+        let cgroups = self.cgroup_set(pid, &buf[..len])?;
         let Some(len) = self.read_at(&dir, pid, "oom_score_adj", buf)? else {
             return Ok(None);
         };
@@ -229,6 +239,25 @@ impl ProcReader {
             class,
             started_secs: stat.start_ticks as f64 / self.clock_ticks as f64,
         }))
+    }
+
+    /// The parsed cgroup lines for this raw text, shared with processes that have the same.
+    fn cgroup_set(&self, pid: i32, raw: &[u8]) -> Result<Arc<[CgroupLine]>, ProcError> {
+        let mut sets = self
+            .cgroup_sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(lines) = sets.get(raw) {
+            return Ok(Arc::clone(lines));
+        }
+        let lines: Arc<[CgroupLine]> = parse::cgroup(raw)
+            .ok_or_else(|| self.parse_error(pid, "cgroup", "not id:controllers:path lines"))?
+            .into();
+        if sets.len() >= CGROUP_SETS_MAX {
+            sets.clear();
+        }
+        sets.insert(raw.into(), Arc::clone(&lines));
+        Ok(lines)
     }
 
     fn open_dir(&self, pid: i32) -> Result<Option<ProcDir>, ProcError> {

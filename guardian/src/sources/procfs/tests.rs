@@ -42,8 +42,8 @@ fn reads_a_container_process_with_a_tricky_comm() {
     assert_eq!(process.ppid, 1);
     assert_eq!(process.uid, 1000);
     assert_eq!(
-        process.cmdline,
-        vec!["node", "dist/main.js", "--port", " 8080"]
+        *process.cmdline,
+        ["node", "dist/main.js", "--port", " 8080"]
     );
     assert!(!process.kernel_thread);
     assert_eq!(process.oom_score_adj, 300);
@@ -231,10 +231,10 @@ fn exec_or_reused_pid_triggers_a_full_read() {
             .find(|p| p.key.pid == pid)
             .expect("pid")
     };
-    assert_eq!(by_pid(42).cmdline, vec!["python3", "app.py"]);
+    assert_eq!(*by_pid(42).cmdline, ["python3", "app.py"]);
     assert_eq!(by_pid(42).comm, "python3");
     assert_eq!(by_pid(43).key.start_ticks, 4100);
-    assert_eq!(by_pid(43).cmdline, vec!["new"]);
+    assert_eq!(*by_pid(43).cmdline, ["new"]);
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub(super) fn process(pid: i32, comm: &str, cmdline: &[&str], rss_mib: u64) -> P
         kernel_thread: false,
         oom_score_adj: 0,
         memory: MemoryUsage::from_parts(rss_mib << 20, 1 << 20, 0, 0),
-        cgroups: Vec::new(),
+        cgroups: Vec::new().into(),
         memory_cgroup: Some("/user.slice".into()),
         class: Classification::Host {
             unit: Some("session-1.scope".into()),
