@@ -39,9 +39,10 @@ pub struct Options {
     /// Page-fault storm rounds (each runs every arm once, order alternating).
     #[arg(long, default_value_t = 9)]
     pub rounds: usize,
-    /// Memhogs per storm, and MiB each touches.
+    /// Memhogs per storm.
     #[arg(long, default_value_t = 16)]
     pub hogs: usize,
+    /// MiB each storm memhog touches.
     #[arg(long, default_value_t = 256)]
     pub mib: usize,
     /// Guardian-vs-ps pairs per process count in the scan benchmark.
