@@ -138,6 +138,7 @@ fn oom_event(
         shmem_rss_bytes: Some(victim.shmem_rss_kb * 1024),
         oom_score_adj: Some(victim.oom_score_adj),
         origin: OomOrigin::Tracepoint,
+        kernel_boot_ns: Some(victim.header.ktime_ns),
     }
 }
 

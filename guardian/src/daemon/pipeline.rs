@@ -105,13 +105,24 @@ impl Pipeline {
             .telemetry
             .events_received_total
             .inc_by(batch.len() as u64);
+        // The policy looks at once (kill latency) only when a process the batch touched
+        // is above the lowest rule threshold; everything else waits for the tick.
+        let mut over_threshold = false;
         if let Ok(mut model) = self.state.model.write() {
+            let lowest = self.policy.lowest_threshold(model.host.total);
             for event in batch.drain(..) {
-                events::apply(&mut model, &self.proc, &self.cgroups, self.page_size, event);
+                let touched =
+                    events::apply(&mut model, &self.proc, &self.cgroups, self.page_size, event);
+                over_threshold |= touched
+                    .and_then(|pid| model.process_by_pid(pid))
+                    .zip(lowest)
+                    .is_some_and(|(process, lowest)| process.memory.rss > lowest);
             }
         }
         self.state.touch();
-        self.act();
+        if over_threshold {
+            self.act();
+        }
     }
 
     /// Takes a new config (SIGHUP). Source, listen address and kill log path need a
@@ -295,6 +306,7 @@ fn record_counter_ooms(model: &mut Model, changes: Vec<crate::sources::cgroup::O
                 shmem_rss_bytes: None,
                 oom_score_adj: None,
                 origin: OomOrigin::CgroupCounter,
+                kernel_boot_ns: None,
             };
             tracing::warn!(cgroup = %change.path, scope = event.scope.as_str(), "OOM kill (cgroup counter)");
             model.record_oom(event);

@@ -47,4 +47,7 @@ pub struct OomEvent {
     pub shmem_rss_bytes: Option<u64>,
     pub oom_score_adj: Option<i32>,
     pub origin: OomOrigin,
+    /// When the kernel chose the victim (CLOCK_BOOTTIME ns), from the tracepoint: with
+    /// the time the API shows the event, the pipeline's latency.
+    pub kernel_boot_ns: Option<u64>,
 }

@@ -62,6 +62,7 @@ fn oom_history_is_bounded() {
             shmem_rss_bytes: None,
             oom_score_adj: None,
             origin: OomOrigin::CgroupCounter,
+            kernel_boot_ns: None,
         });
     }
     assert_eq!(model.oom_events().count(), OOM_HISTORY);

@@ -329,6 +329,15 @@ impl Policy {
             .and_then(|rule| rule.threshold_bytes(mem_total))
     }
 
+    /// The lowest threshold of any threshold rule, in bytes: a process below it cannot
+    /// be due, so a kernel event about it need not wake the policy.
+    pub fn lowest_threshold(&self, mem_total: u64) -> Option<u64> {
+        self.rules
+            .iter()
+            .filter_map(|rule| rule.threshold_bytes(mem_total))
+            .min()
+    }
+
     /// Decisions held back by the brakes since start.
     pub fn suppressed(&self) -> Suppressed {
         self.suppressed
