@@ -42,6 +42,13 @@ pub fn test(root: &Path) -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
+    // The integration tests run the guardian and the memhog workload as binaries.
+    cmd::run(
+        root,
+        "build binaries",
+        "cargo",
+        &["build", "--workspace", "--bins"],
+    )?;
     let (passed, failed, ignored) = cargo_test(root)?;
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     if failed > 0 {
