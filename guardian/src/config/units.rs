@@ -20,16 +20,26 @@ impl FromStr for Bytes {
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Int(bytes) => Ok(Bytes(bytes)),
-            Raw::Text(text) => text.parse().map_err(D::Error::custom),
-        }
+        bytes_or_text(deserializer, Bytes)
+    }
+}
+
+/// Deserializes a bare integer of bytes through `from_bytes`, or text through `FromStr`
+/// (its message becomes the error, placed at the value by the TOML parser).
+fn bytes_or_text<'de, D, T>(deserializer: D, from_bytes: fn(u64) -> T) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Int(bytes) => Ok(from_bytes(bytes)),
+        Raw::Text(text) => text.parse().map_err(D::Error::custom),
     }
 }
 
@@ -86,16 +96,7 @@ impl FromStr for Threshold {
 
 impl<'de> Deserialize<'de> for Threshold {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Int(bytes) => Ok(Threshold::Bytes(bytes)),
-            Raw::Text(text) => text.parse().map_err(D::Error::custom),
-        }
+        bytes_or_text(deserializer, Threshold::Bytes)
     }
 }
 
