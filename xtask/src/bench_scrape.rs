@@ -4,14 +4,15 @@
 //! itself and removes them afterwards, even when a step fails.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
+
+use crate::bench::harness::http_get_accept as get;
 
 const PROCESSES: usize = 1_000;
 const CGROUPS: usize = 200;
@@ -325,32 +326,6 @@ fn wait_until<T>(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// A plain HTTP/1.0 GET: (status, body).
-fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .with_context(|| format!("connect {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    if let Some(accept) = accept {
-        request.push_str(&format!("Accept: {accept}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// The unsigned number after `key` in a flat JSON text (enough for /api/v1/status).

@@ -99,11 +99,26 @@ impl Stats {
 
 /// Plain HTTP/1.0 GET on loopback: (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    http_get_accept(addr, path, None)
+}
+
+/// Like [`http_get`], with an `Accept` header when given.
+pub fn http_get_accept(
+    addr: SocketAddr,
+    path: &str,
+    accept: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
-        .with_context(|| format!("sending GET {path}"))?;
+    let accept = accept
+        .map(|accept| format!("Accept: {accept}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{accept}\r\n"
+    )
+    .with_context(|| format!("sending GET {path}"))?;
     let mut response = Vec::new();
     stream
         .read_to_end(&mut response)

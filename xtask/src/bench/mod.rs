@@ -7,7 +7,7 @@
 mod bpf_stats;
 mod cgroup;
 mod daemon;
-mod harness;
+pub(crate) mod harness;
 mod kernel_btf;
 mod kill_latency;
 mod null_probe;
