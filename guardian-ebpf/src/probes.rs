@@ -76,11 +76,36 @@ fn count_drop() {
     }
 }
 
+/// `bpf_ringbuf_submit` flags and the `bpf_ringbuf_query` key (uapi/linux/bpf.h).
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Pending bytes past which an RSS step wakes the reader after all.
+const RSS_WAKEUP_BYTES: u64 = 16 * 1024;
+
+/// Writes a record and wakes the reader (process and OOM events are rare).
 fn emit<T: 'static>(event: T) {
+    submit(event, 0);
+}
+
+/// Writes an RSS step without waking the reader, which drains the buffer on a short
+/// timer: a page-fault storm then costs the reader a wake-up per tick, not per step.
+/// A filling buffer still wakes it at once.
+fn emit_quiet<T: 'static>(event: T) {
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA) >= RSS_WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    submit(event, flags);
+}
+
+fn submit<T: 'static>(event: T, flags: u64) {
     match EVENTS.reserve::<T>(0) {
         Some(mut slot) => {
             slot.write(event);
-            slot.submit(0);
+            slot.submit(flags);
         }
         None => count_drop(),
     }
@@ -163,7 +188,7 @@ fn report_rss(mm: u64, index: usize, member: u32, pages: i64) -> Result<(), i32>
             REPORTED.insert(&mm, &values, 0)?;
         }
     }
-    emit(RssEvent {
+    emit_quiet(RssEvent {
         header: header(EventKind::Rss, tgid),
         member,
         _pad: 0,
