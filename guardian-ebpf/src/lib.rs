@@ -109,12 +109,12 @@ pub const EVENTS_BYTES: u32 = 1 << 20;
 /// Globals userspace sets before loading (`EbpfLoader::set_global`): kernel struct
 /// offsets read from BTF and the guardian's own tgid. Names of the `static`s.
 pub mod globals {
-    /// `offsetof(struct mm_struct, rss_stat)`.
-    pub const MM_RSS_STAT_OFFSET: &str = "MM_RSS_STAT_OFFSET";
-    /// `sizeof(struct percpu_counter)`: the stride of the `rss_stat` array.
-    pub const PERCPU_COUNTER_SIZE: &str = "PERCPU_COUNTER_SIZE";
-    /// `offsetof(struct percpu_counter, count)`.
-    pub const PERCPU_COUNTER_COUNT_OFFSET: &str = "PERCPU_COUNTER_COUNT_OFFSET";
+    /// `offsetof(struct mm_struct, rss_stat[MM_FILEPAGES].count)`.
+    pub const MM_FILE_COUNT_OFFSET: &str = "MM_FILE_COUNT_OFFSET";
+    /// `offsetof(struct mm_struct, rss_stat[MM_ANONPAGES].count)`.
+    pub const MM_ANON_COUNT_OFFSET: &str = "MM_ANON_COUNT_OFFSET";
+    /// `offsetof(struct mm_struct, rss_stat[MM_SHMEMPAGES].count)`.
+    pub const MM_SHMEM_COUNT_OFFSET: &str = "MM_SHMEM_COUNT_OFFSET";
     /// `offsetof(struct task_struct, mm)`: to keep only changes to the current task's mm.
     pub const TASK_MM_OFFSET: &str = "TASK_MM_OFFSET";
     /// The guardian's own tgid, whose events are dropped in the kernel.

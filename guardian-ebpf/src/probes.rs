@@ -10,22 +10,24 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
     maps::{LruHashMap, PerCpuArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{BtfTracePointContext, TracePointContext},
 };
 use guardian_ebpf::{
     EVENTS_BYTES, EventHeader, EventKind, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, OomEvent,
     ProcEvent, RSS_STEP_SHIFT, RssEvent, tracepoint_fields as tf,
 };
 
-// Set by userspace with `EbpfLoader::set_global` (see guardian_ebpf::globals).
+// Set by userspace with `EbpfLoader::override_global` (see guardian_ebpf::globals). They
+// live in frozen read-only data, so the verifier knows them as constants: that is what
+// lets `rss_stat` load a counter straight from its BTF-typed `mm` pointer.
 #[unsafe(no_mangle)]
-static MM_RSS_STAT_OFFSET: u64 = 0;
+static MM_FILE_COUNT_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
-static PERCPU_COUNTER_SIZE: u64 = 0;
+static MM_ANON_COUNT_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
-static PERCPU_COUNTER_COUNT_OFFSET: u64 = 0;
+static MM_SHMEM_COUNT_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
 static TASK_MM_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
@@ -115,32 +117,32 @@ fn current_tgid() -> u32 {
     (bpf_get_current_pid_tgid() >> 32) as u32
 }
 
-#[raw_tracepoint(tracepoint = "rss_stat")]
-pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "rss_stat")]
+pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
     match try_rss_stat(&ctx) {
         Ok(()) => 0,
         Err(_) => 1,
     }
 }
 
-/// `TP_PROTO(struct mm_struct *mm, int member)`.
-fn try_rss_stat(ctx: &RawTracePointContext) -> Result<(), i32> {
+/// `TP_PROTO(struct mm_struct *mm, int member)`, BTF-typed: `mm` may be read directly.
+fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<(), i32> {
     let member: u64 = ctx.arg(1);
-    // A constant index per arm keeps the verifier happy; swap entries are not RSS.
-    let index = match member as u32 {
-        MM_FILEPAGES => 0usize,
-        MM_ANONPAGES => 1,
-        MM_SHMEMPAGES => 3,
+    // A constant index and offset per arm keep the verifier happy; swap entries are not
+    // RSS.
+    let (index, offset) = match member as u32 {
+        MM_FILEPAGES => (0usize, global_u64(&MM_FILE_COUNT_OFFSET)),
+        MM_ANONPAGES => (1, global_u64(&MM_ANON_COUNT_OFFSET)),
+        MM_SHMEMPAGES => (3, global_u64(&MM_SHMEM_COUNT_OFFSET)),
         _ => return Ok(()),
     };
-    let mm: u64 = ctx.arg(0);
-    let counter = mm
-        + global_u64(&MM_RSS_STAT_OFFSET)
-        + member * global_u64(&PERCPU_COUNTER_SIZE)
-        + global_u64(&PERCPU_COUNTER_COUNT_OFFSET);
-    // SAFETY: probe reads fault-safely.
-    let pages: i64 = unsafe { bpf_probe_read_kernel(counter as *const i64)? };
+    let mm: *const u8 = ctx.arg(0);
+    // SAFETY: `mm` is the tracepoint's BTF-typed mm_struct and `offset` one of its
+    // rss_stat counters (read from BTF); the verifier checks the access against BTF and
+    // the kernel makes it fault-safe.
+    let pages: i64 = unsafe { core::ptr::read_volatile(mm.add(offset as usize).cast::<i64>()) };
     let bucket = pages >> RSS_STEP_SHIFT;
+    let mm = mm as u64;
 
     let cache = RSS_CACHE.get_ptr_mut(0).ok_or(0)?;
     // SAFETY: per-CPU slot, no concurrent writer on this CPU (programs do not nest here).

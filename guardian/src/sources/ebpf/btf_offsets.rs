@@ -17,9 +17,10 @@ pub enum BtfError {
 /// The offsets handed to the program as globals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelOffsets {
-    pub mm_rss_stat: u64,
-    pub percpu_counter_size: u64,
-    pub percpu_counter_count: u64,
+    /// `rss_stat[member].count` within `mm_struct`, for file, anon and shmem pages.
+    pub mm_file_count: u64,
+    pub mm_anon_count: u64,
+    pub mm_shmem_count: u64,
     pub task_mm: u64,
 }
 
@@ -32,12 +33,16 @@ pub fn read(path: &Path) -> Result<KernelOffsets, BtfError> {
     let mm = find_struct(&btf, "mm_struct")?;
     let percpu_counter = find_struct(&btf, "percpu_counter")?;
     let task = find_struct(&btf, "task_struct")?;
+    let rss_stat =
+        member_offset(&btf, &mm, "rss_stat").ok_or_else(|| missing("mm_struct.rss_stat"))?;
+    let stride = percpu_counter.size() as u64;
+    let count = member_offset(&btf, &percpu_counter, "count")
+        .ok_or_else(|| missing("percpu_counter.count"))?;
+    let counter = |member: u32| rss_stat + u64::from(member) * stride + count;
     Ok(KernelOffsets {
-        mm_rss_stat: member_offset(&btf, &mm, "rss_stat")
-            .ok_or_else(|| missing("mm_struct.rss_stat"))?,
-        percpu_counter_size: percpu_counter.size() as u64,
-        percpu_counter_count: member_offset(&btf, &percpu_counter, "count")
-            .ok_or_else(|| missing("percpu_counter.count"))?,
+        mm_file_count: counter(guardian_ebpf::MM_FILEPAGES),
+        mm_anon_count: counter(guardian_ebpf::MM_ANONPAGES),
+        mm_shmem_count: counter(guardian_ebpf::MM_SHMEMPAGES),
         task_mm: member_offset(&btf, &task, "mm").ok_or_else(|| missing("task_struct.mm"))?,
     })
 }
@@ -91,10 +96,14 @@ mod tests {
             return;
         }
         let offsets = read(path).expect("offsets");
-        // percpu_counter = { raw_spinlock_t lock; s64 count; ... }: count is 8-aligned.
-        assert_eq!(offsets.percpu_counter_count % 8, 0);
-        assert!(offsets.percpu_counter_size >= 16);
-        assert!(offsets.mm_rss_stat > 0 && offsets.task_mm > 0);
+        // Counters are s64, 8-aligned, in member order, one percpu_counter apart.
+        assert_eq!(offsets.mm_file_count % 8, 0);
+        assert!(offsets.mm_file_count < offsets.mm_anon_count);
+        assert_eq!(
+            offsets.mm_shmem_count - offsets.mm_anon_count,
+            2 * (offsets.mm_anon_count - offsets.mm_file_count)
+        );
+        assert!(offsets.task_mm > 0);
     }
 
     #[test]

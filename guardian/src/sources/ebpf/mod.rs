@@ -17,7 +17,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, TracePoint},
 };
 use guardian_ebpf::{EVENTS_MAP, globals};
 use tokio::{
@@ -79,15 +79,11 @@ impl EbpfSource {
         tracing::debug!(?offsets, "kernel offsets from BTF");
 
         let mut ebpf = EbpfLoader::new()
-            .override_global(globals::MM_RSS_STAT_OFFSET, &offsets.mm_rss_stat, true)
+            .override_global(globals::MM_FILE_COUNT_OFFSET, &offsets.mm_file_count, true)
+            .override_global(globals::MM_ANON_COUNT_OFFSET, &offsets.mm_anon_count, true)
             .override_global(
-                globals::PERCPU_COUNTER_SIZE,
-                &offsets.percpu_counter_size,
-                true,
-            )
-            .override_global(
-                globals::PERCPU_COUNTER_COUNT_OFFSET,
-                &offsets.percpu_counter_count,
+                globals::MM_SHMEM_COUNT_OFFSET,
+                &offsets.mm_shmem_count,
                 true,
             )
             .override_global(globals::TASK_MM_OFFSET, &offsets.task_mm, true)
@@ -102,16 +98,20 @@ impl EbpfSource {
             }
         };
 
-        let rss: &mut RawTracePoint = program(&mut ebpf, "rss_stat")?;
-        rss.load().map_err(|source| EbpfError::Program {
-            program: "rss_stat",
-            source,
+        let btf = aya::Btf::from_sys_fs().map_err(|error| EbpfError::Map {
+            map: "kernel BTF",
+            message: error.to_string(),
         })?;
-        rss.attach("rss_stat")
+        let rss: &mut BtfTracePoint = program(&mut ebpf, "rss_stat")?;
+        rss.load("rss_stat", &btf)
             .map_err(|source| EbpfError::Program {
                 program: "rss_stat",
                 source,
             })?;
+        rss.attach().map_err(|source| EbpfError::Program {
+            program: "rss_stat",
+            source,
+        })?;
         for (name, category, event) in CLASSIC {
             let tracepoint: &mut TracePoint = program(&mut ebpf, name)?;
             tracepoint.load().map_err(|source| EbpfError::Program {
