@@ -4,8 +4,8 @@ use std::{cmp::Reverse, sync::Arc, sync::atomic::Ordering};
 
 use axum::{
     Json,
-    extract::{Query, State},
-    http::StatusCode,
+    extract::{FromRequestParts, Query, State},
+    http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,21 @@ use crate::{
     daemon::AppState,
     model::{Cgroup, OomEvent, Process},
 };
+
+/// A query string that, when malformed, answers 400 with a JSON error naming the
+/// problem (axum's own rejection is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(query)| ApiQuery(query))
+            .map_err(|rejection| bad_request(rejection.body_text()))
+    }
+}
 
 /// Most entries a list returns when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -100,12 +115,8 @@ pub struct ProcessQuery {
 /// processes, largest first (kernel threads left out).
 pub async fn processes(
     State(state): State<Arc<AppState>>,
-    query: Result<Query<ProcessQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ProcessQuery>,
 ) -> Response {
-    let Query(query) = match query {
-        Ok(query) => query,
-        Err(rejection) => return bad_request(rejection.body_text()),
-    };
     let model = state
         .model
         .read()
@@ -150,12 +161,8 @@ pub struct ListQuery {
 /// `GET /api/v1/cgroups?limit=N`: memory cgroups, largest usage first.
 pub async fn cgroups(
     State(state): State<Arc<AppState>>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Response {
-    let Query(query) = match query {
-        Ok(query) => query,
-        Err(rejection) => return bad_request(rejection.body_text()),
-    };
     let model = state
         .model
         .read()
@@ -174,12 +181,8 @@ pub async fn cgroups(
 /// `GET /api/v1/oom-events?limit=N`: OOM kills seen, oldest first (the newest N).
 pub async fn oom_events(
     State(state): State<Arc<AppState>>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Response {
-    let Query(query) = match query {
-        Ok(query) => query,
-        Err(rejection) => return bad_request(rejection.body_text()),
-    };
     let model = state
         .model
         .read()
@@ -216,12 +219,8 @@ pub struct TrendQuery {
 /// then growing series, each by time to limit.
 pub async fn trends(
     State(state): State<Arc<AppState>>,
-    query: Result<Query<TrendQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<TrendQuery>,
 ) -> Response {
-    let Query(query) = match query {
-        Ok(query) => query,
-        Err(rejection) => return bad_request(rejection.body_text()),
-    };
     let reports = state
         .trends
         .read()

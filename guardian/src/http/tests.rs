@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use axum::{
     body::to_bytes,
-    extract::{Query, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
 };
@@ -66,12 +66,16 @@ async fn body(response: Response) -> (StatusCode, String) {
 }
 
 async fn process_list(query: &str) -> (StatusCode, String) {
-    let query = Query::try_from_uri(
-        &format!("/api/v1/processes?{query}")
-            .parse()
-            .expect("test value"),
-    );
-    body(api::processes(State(state()), query).await).await
+    use axum::extract::FromRequestParts as _;
+    let request = axum::http::Request::builder()
+        .uri(format!("/api/v1/processes?{query}"))
+        .body(())
+        .expect("test value");
+    let (mut parts, ()) = request.into_parts();
+    match api::ApiQuery::from_request_parts(&mut parts, &()).await {
+        Ok(query) => body(api::processes(State(state()), query).await).await,
+        Err(rejection) => body(rejection).await,
+    }
 }
 
 fn pids(json: &str) -> Vec<i64> {
