@@ -2,6 +2,7 @@
 //! cgroups, Docker engine and Prometheus. One module per area.
 
 mod audit;
+mod audit_crash;
 mod common;
 mod docker;
 mod killswitch;

@@ -1,0 +1,114 @@
+//! The kill log across crashes of the real daemon: guardian is SIGKILLed at random
+//! moments while it kills the test's own marked processes, then restarted on the same
+//! log. Every process it killed has an intent record, and the chain verifies.
+
+use std::{
+    collections::HashSet,
+    process::{Command, Stdio},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use crate::common::{
+    Needs, TestProcess, free_port, guardian_bin, marker, require, spawn_hog, wait_for,
+};
+
+const ROUNDS: usize = 12;
+const HOGS_PER_ROUND: usize = 4;
+
+/// A small pseudo-random delay from the clock (no dependency needed for jitter).
+fn jitter(round: usize, max_ms: u64) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed = u64::from(nanos)
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(round as u64);
+    Duration::from_millis((mixed >> 33) % max_ms)
+}
+
+#[test]
+fn every_kill_has_an_intent_across_daemon_crashes() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("kills.jsonl");
+    let prefix = marker("crash");
+    let config = dir.path().join("guardian.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nscan_interval = \"100ms\"\nlock_memory = false\n\
+             [safety]\nmax_kills = 1000\nrate_window = \"1s\"\nbackoff = \"1ms\"\nmax_backoff = \"1ms\"\n\
+             [[rule]]\nname = \"crash-test\"\nthreshold = \"8MiB\"\naction = \"kill\"\n\
+             match = {{ cmdline = \"{prefix}-\" }}\n"
+        ),
+    )
+    .expect("write config");
+
+    let mut hogs: Vec<TestProcess> = Vec::new();
+    for round in 0..ROUNDS {
+        for index in 0..HOGS_PER_ROUND {
+            hogs.push(spawn_hog(
+                &format!("{prefix}-{round}-{index}"),
+                &["--rss", "16"],
+            ));
+        }
+        let mut daemon = Command::new(guardian_bin())
+            .args(["run", "--source", "procfs", "--config"])
+            .arg(&config)
+            .arg("--kill-log")
+            .arg(&log)
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start guardian");
+        // Anywhere from before its first scan to well after its kills.
+        std::thread::sleep(jitter(round, 500));
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+
+    // Processes the guardian killed: dead by SIGKILL before the test touched them.
+    std::thread::sleep(Duration::from_millis(200));
+    let killed: Vec<i32> = hogs
+        .iter_mut()
+        .filter_map(|hog| (hog.exit_signal() == Some(9)).then(|| hog.pid()))
+        .collect();
+    assert!(
+        !killed.is_empty(),
+        "the guardian killed nothing in {ROUNDS} rounds"
+    );
+
+    let text = std::fs::read_to_string(&log).expect("read kill log");
+    let intents: HashSet<i64> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["kind"] == "intent")
+        .filter_map(|record| record["pid"].as_i64())
+        .collect();
+    for pid in &killed {
+        assert!(
+            intents.contains(&i64::from(*pid)),
+            "pid {pid} was killed without an intent record"
+        );
+    }
+
+    let verify = Command::new(guardian_bin())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .output()
+        .expect("run guardian audit verify");
+    assert!(
+        verify.status.success(),
+        "verify failed after crashes:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    eprintln!(
+        "crash test: {} killed over {ROUNDS} crashes, {} intent records",
+        killed.len(),
+        intents.len()
+    );
+}
