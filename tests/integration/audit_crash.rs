@@ -8,9 +8,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::common::{
-    Needs, TestProcess, free_port, guardian_bin, marker, require, spawn_hog, wait_for,
-};
+use crate::common::{Needs, TestProcess, free_port, guardian_bin, marker, require, spawn_hog};
 
 const ROUNDS: usize = 12;
 const HOGS_PER_ROUND: usize = 4;
