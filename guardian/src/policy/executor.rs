@@ -109,7 +109,8 @@ impl Executor {
             pid: key.pid,
             start_ticks: key.start_ticks,
             comm: process.comm.clone(),
-            cmdline: process.cmdline.join(" "),
+            // NUL-joined as in /proc: the kill log redacts each argument whole.
+            cmdline: process.cmdline.join("\0"),
             uid,
             // Filled in off the async workers, with the write.
             user: None,
