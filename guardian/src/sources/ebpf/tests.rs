@@ -9,6 +9,16 @@ use tokio::sync::mpsc;
 
 use super::*;
 
+/// A memory cgroup the test made: removed on drop, also when an assertion fails (the
+/// test's only process in it is killed and reaped before that).
+struct TestCgroup(std::path::PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 fn privileged() -> bool {
     let ok = nix::unistd::geteuid().is_root() && Path::new("/sys/kernel/btf/vmlinux").exists();
     if !ok {
@@ -79,8 +89,9 @@ async fn reports_an_oom_victim_in_a_memory_limited_cgroup() {
         Path::new("/sys/fs/cgroup").to_path_buf()
     };
     let v1 = root.ends_with("memory");
-    let dir = root.join(format!("guardian-unit-oom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create test cgroup");
+    let cgroup = TestCgroup(root.join(format!("guardian-unit-oom-{}", std::process::id())));
+    let dir = &cgroup.0;
+    std::fs::create_dir_all(dir).expect("create test cgroup");
     let limit_file = if v1 {
         "memory.limit_in_bytes"
     } else {
@@ -119,7 +130,6 @@ async fn reports_an_oom_victim_in_a_memory_limited_cgroup() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir(&dir);
     let victim = victim.expect("no OOM event for the hog");
     assert_eq!(&victim.comm[..4], b"tail");
     assert!(
