@@ -77,11 +77,10 @@ pub fn apply(
     }
 }
 
-/// Reads a process the model has not seen (threads, whose tgid differs, are skipped by
-/// the reader returning the leader's identity once).
+/// Reads a process the model has not seen (the reader returns nothing for a thread).
 fn discover(model: &mut Model, proc: &ProcReader, pid: i32) -> Option<()> {
     match proc.read_process(pid) {
-        Ok(Some(process)) if process.key.pid == pid => {
+        Ok(Some(process)) => {
             model.upsert_process(process);
             Some(())
         }

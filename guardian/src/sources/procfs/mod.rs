@@ -203,6 +203,14 @@ impl ProcReader {
         let Some(status) = self.read_status(&dir, pid, buf)? else {
             return Ok(None);
         };
+        // `/proc/TID` of a thread reads like its process; it is not one (a fork event
+        // names threads too).
+        if status
+            .tgid
+            .is_some_and(|tgid| i64::from(tgid) != i64::from(pid))
+        {
+            return Ok(None);
+        }
         let Some(len) = self.read_at(&dir, pid, "cmdline", buf)? else {
             return Ok(None);
         };

@@ -54,6 +54,8 @@ pub fn stat(buf: &[u8]) -> Option<Stat<'_>> {
 /// The fields of `/proc/PID/status` the guardian uses.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Status {
+    /// Thread-group id: differs from the pid for a thread's `/proc/TID`.
+    pub tgid: Option<u32>,
     /// Real uid (first of the four `Uid:` values).
     pub uid: u32,
     pub memory: MemoryUsage,
@@ -70,6 +72,10 @@ pub fn status(buf: &[u8]) -> Option<Status> {
         };
         let (key, value) = (&line[..colon], &line[colon + 1..]);
         let target = match key {
+            b"Tgid" => {
+                out.tgid = u32::try_from(uint(value.trim_ascii())?).ok();
+                continue;
+            }
             b"Uid" => {
                 let real = value
                     .split(|&b| b == b'\t' || b == b' ')

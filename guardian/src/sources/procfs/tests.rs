@@ -347,3 +347,24 @@ fn a_comm_that_is_not_utf8_is_still_recognised_between_scans() {
         "known process reused, not re-read"
     );
 }
+
+#[test]
+fn a_thread_is_not_read_as_a_process() {
+    let reader = ProcReader::new("/proc").expect("reader");
+    // Keep a second thread alive while we look at it.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+    let me = std::process::id();
+    let tid = std::fs::read_dir("/proc/self/task")
+        .expect("task dir")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&tid| tid as u32 != me)
+        .expect("a second thread");
+    let read = reader.read_process(tid).expect("read");
+    let _ = tx.send(());
+    let _ = thread.join();
+    assert!(read.is_none(), "thread {tid} was read as a process");
+    assert!(reader.read_process(me as i32).expect("read").is_some());
+}
