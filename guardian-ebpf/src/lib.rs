@@ -88,6 +88,29 @@ pub struct ProcEvent {
     pub _pad: u32,
 }
 
+/// One process as the task iterator (`task_snapshot`) writes it: the fields a periodic
+/// rescan refreshes, read in the kernel in one pass instead of one /proc file per process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub tgid: u32,
+    /// The real parent's tgid, as `/proc/PID/stat` shows it.
+    pub ppid: u32,
+    /// The real uid (first field of `Uid:` in `/proc/PID/status`).
+    pub uid: u32,
+    /// `task_struct.flags` (`PF_KTHREAD` marks kernel threads).
+    pub flags: u32,
+    /// `task_struct.start_boottime`: with the pid, the process's identity.
+    pub start_boottime_ns: u64,
+    /// The `mm_struct` counters in pages, indexed by `MM_*`; zero without an mm.
+    pub pages: [i64; 4],
+    /// The command name, NUL-padded.
+    pub comm: [u8; 16],
+}
+
+/// `PF_KTHREAD` from the kernel's `sched.h`.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
 /// `enum mm_counter` values from the kernel's `mm_types_task.h`.
 pub const MM_FILEPAGES: u32 = 0;
 pub const MM_ANONPAGES: u32 = 1;
@@ -100,6 +123,10 @@ pub const NR_MM_COUNTERS: u32 = 4;
 /// `1 << RSS_STEP_SHIFT` pages (1 MiB with 4 KiB pages), or by 1/128 of its value
 /// when that is larger.
 pub const RSS_STEP_SHIFT: u32 = 8;
+
+/// Name of the task iterator program (an `iter/task` program, not attached to an event:
+/// each snapshot creates an iterator and reads it to the end).
+pub const TASK_SNAPSHOT_PROGRAM: &str = "task_snapshot";
 
 /// Name of the ring buffer map all programs write to.
 pub const EVENTS_MAP: &str = "EVENTS";
@@ -115,8 +142,20 @@ pub mod globals {
     pub const MM_ANON_COUNT_OFFSET: &str = "MM_ANON_COUNT_OFFSET";
     /// `offsetof(struct mm_struct, rss_stat[MM_SHMEMPAGES].count)`.
     pub const MM_SHMEM_COUNT_OFFSET: &str = "MM_SHMEM_COUNT_OFFSET";
+    /// `offsetof(struct mm_struct, rss_stat[MM_SWAPENTS].count)`.
+    pub const MM_SWAP_COUNT_OFFSET: &str = "MM_SWAP_COUNT_OFFSET";
     /// `offsetof(struct task_struct, mm)`: to keep only changes to the current task's mm.
     pub const TASK_MM_OFFSET: &str = "TASK_MM_OFFSET";
+    /// `task_struct` fields the task iterator reads: `pid`, `tgid`, `flags`,
+    /// `start_boottime`, `real_parent`, `cred`, `comm`; and `cred.uid`.
+    pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
+    pub const TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
+    pub const TASK_FLAGS_OFFSET: &str = "TASK_FLAGS_OFFSET";
+    pub const TASK_START_BOOTTIME_OFFSET: &str = "TASK_START_BOOTTIME_OFFSET";
+    pub const TASK_REAL_PARENT_OFFSET: &str = "TASK_REAL_PARENT_OFFSET";
+    pub const TASK_CRED_OFFSET: &str = "TASK_CRED_OFFSET";
+    pub const TASK_COMM_OFFSET: &str = "TASK_COMM_OFFSET";
+    pub const CRED_UID_OFFSET: &str = "CRED_UID_OFFSET";
     /// The guardian's own tgid, whose events are dropped in the kernel.
     pub const SELF_TGID: &str = "SELF_TGID";
 }
@@ -165,4 +204,5 @@ mod pod {
     unsafe impl aya::Pod for super::RssEvent {}
     unsafe impl aya::Pod for super::OomEvent {}
     unsafe impl aya::Pod for super::ProcEvent {}
+    unsafe impl aya::Pod for super::TaskRecord {}
 }

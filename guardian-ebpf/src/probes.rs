@@ -11,12 +11,12 @@ use aya_ebpf::{
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_tracepoint, map, tracepoint},
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
 };
 use guardian_ebpf::{
     EVENTS_BYTES, EventHeader, EventKind, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, OomEvent,
-    ProcEvent, RSS_STEP_SHIFT, RssEvent, tracepoint_fields as tf,
+    ProcEvent, RSS_STEP_SHIFT, RssEvent, TaskRecord, tracepoint_fields as tf,
 };
 
 // Set by userspace with `EbpfLoader::override_global` (see guardian_ebpf::globals). They
@@ -29,7 +29,25 @@ static MM_ANON_COUNT_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
 static MM_SHMEM_COUNT_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
+static MM_SWAP_COUNT_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
 static TASK_MM_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static TASK_PID_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static TASK_TGID_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static TASK_FLAGS_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static TASK_START_BOOTTIME_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static TASK_REAL_PARENT_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static TASK_CRED_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static TASK_COMM_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static CRED_UID_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
 static SELF_TGID: u32 = 0;
 
@@ -51,6 +69,13 @@ struct CpuCache {
 
 #[map]
 static RSS_CACHE: PerCpuArray<CpuCache> = PerCpuArray::with_max_entries(1, 0);
+
+/// The lowest rule threshold in pages, set by userspace (at start and on reload). A
+/// step of a process below it that was below it at its last report too cannot make
+/// anything due: userspace learns of it from the next task snapshot instead. 0 (the
+/// value before userspace sets it) reports every step.
+#[map]
+static REPORT_FLOOR: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Per mm: the counter values last reported to userspace.
 #[map]
@@ -142,6 +167,7 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<(), i32> {
     // the kernel makes it fault-safe.
     let pages: i64 = unsafe { core::ptr::read_volatile(mm.add(offset as usize).cast::<i64>()) };
     let bucket = pages >> RSS_STEP_SHIFT;
+    let mm_ptr = mm;
     let mm = mm as u64;
 
     let cache = RSS_CACHE.get_ptr_mut(0).ok_or(0)?;
@@ -156,11 +182,12 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<(), i32> {
         }
         (*cache).bucket[index] = bucket;
     }
-    report_rss(mm, index, member as u32, pages)
+    report_rss(mm_ptr, index, member as u32, pages)
 }
 
 /// The slow path: at most once per step crossing per CPU.
-fn report_rss(mm: u64, index: usize, member: u32, pages: i64) -> Result<(), i32> {
+fn report_rss(mm_ptr: *const u8, index: usize, member: u32, pages: i64) -> Result<(), i32> {
+    let mm = mm_ptr as u64;
     // Only the current task's own mm: then the current tgid names the owner.
     // SAFETY: probe reads fault-safely.
     let task = unsafe { bpf_get_current_task() };
@@ -174,16 +201,25 @@ fn report_rss(mm: u64, index: usize, member: u32, pages: i64) -> Result<(), i32>
     if tgid == unsafe { read_volatile(&SELF_TGID) } {
         return Ok(());
     }
+    let floor = REPORT_FLOOR.get(0).map_or(0, |floor| *floor as i64);
+    // SAFETY: `mm_ptr` is the tracepoint's BTF-typed mm and the offsets come from BTF.
+    let rss: i64 = unsafe {
+        field::<i64>(mm_ptr, &MM_FILE_COUNT_OFFSET)
+            + field::<i64>(mm_ptr, &MM_ANON_COUNT_OFFSET)
+            + field::<i64>(mm_ptr, &MM_SHMEM_COUNT_OFFSET)
+    };
     match REPORTED.get_ptr_mut(&mm) {
         Some(last) => {
             // SAFETY: the map value outlives this call; races only cost an extra report.
-            let previous = unsafe { (*last)[index] };
+            let (previous, last_rss) =
+                unsafe { ((*last)[index], (*last)[0] + (*last)[1] + (*last)[3]) };
             let step = core::cmp::max(1i64 << RSS_STEP_SHIFT, previous.abs() >> 7);
-            if (pages - previous).abs() < step {
+            if (pages - previous).abs() < step || (rss < floor && last_rss < floor) {
                 return Ok(());
             }
             unsafe { (*last)[index] = pages };
         }
+        None if rss < floor => return Ok(()),
         None => {
             let mut values = [0i64; 4];
             values[index] = pages;
@@ -295,6 +331,88 @@ pub fn process_exit(_ctx: TracePointContext) -> i32 {
         parent_tgid: 0,
         _pad: 0,
     });
+    0
+}
+
+/// `struct bpf_iter_meta`: the seq_file the iterator's output goes to.
+#[repr(C)]
+pub struct IterMeta {
+    seq: *mut aya_ebpf::bindings::seq_file,
+    session_id: u64,
+    seq_num: u64,
+}
+
+/// `struct bpf_iter__task`: the context of an `iter/task` program, once per task.
+#[repr(C)]
+pub struct IterTaskContext {
+    meta: *const IterMeta,
+    /// NULL once after the last task.
+    task: *const u8,
+}
+
+/// Loads a field at a BTF-checked offset of a kernel object the verifier types.
+///
+/// # Safety
+/// `base` must be a BTF-typed kernel pointer and `offset` a member's offset read from
+/// BTF, so the verifier checks the access and the kernel makes it fault-safe.
+unsafe fn field<T: Copy>(base: *const u8, offset: &'static u64) -> T {
+    unsafe { read_volatile(base.add(global_u64(offset) as usize).cast::<T>()) }
+}
+
+/// The task iterator: one [`TaskRecord`] per thread-group leader, written to the
+/// iterator's seq_file. Runs only when userspace reads a snapshot, never on an event.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter/task")]
+pub extern "C" fn task_snapshot(ctx: *const IterTaskContext) -> i32 {
+    // SAFETY: the kernel passes a valid `bpf_iter__task`; `task` is checked for NULL
+    // and every other pointer load is BTF-typed and fault-safe.
+    unsafe {
+        let task = read_volatile(&(*ctx).task);
+        if task.is_null() {
+            return 0;
+        }
+        let tgid: i32 = field(task, &TASK_TGID_OFFSET);
+        if field::<i32>(task, &TASK_PID_OFFSET) != tgid {
+            return 0;
+        }
+        let mm: *const u8 = field(task, &TASK_MM_OFFSET);
+        let mut pages = [0i64; 4];
+        if !mm.is_null() {
+            pages = [
+                field(mm, &MM_FILE_COUNT_OFFSET),
+                field(mm, &MM_ANON_COUNT_OFFSET),
+                field(mm, &MM_SWAP_COUNT_OFFSET),
+                field(mm, &MM_SHMEM_COUNT_OFFSET),
+            ];
+        }
+        let parent: *const u8 = field(task, &TASK_REAL_PARENT_OFFSET);
+        let cred: *const u8 = field(task, &TASK_CRED_OFFSET);
+        let comm: [u64; 2] = field(task, &TASK_COMM_OFFSET);
+        let record = TaskRecord {
+            tgid: tgid as u32,
+            ppid: if parent.is_null() {
+                0
+            } else {
+                field::<i32>(parent, &TASK_TGID_OFFSET) as u32
+            },
+            uid: if cred.is_null() {
+                0
+            } else {
+                field(cred, &CRED_UID_OFFSET)
+            },
+            flags: field(task, &TASK_FLAGS_OFFSET),
+            start_boottime_ns: field(task, &TASK_START_BOOTTIME_OFFSET),
+            pages,
+            comm: core::mem::transmute::<[u64; 2], [u8; 16]>(comm),
+        };
+        let meta = read_volatile(&(*ctx).meta);
+        let seq = read_volatile(&(*meta).seq);
+        aya_ebpf::helpers::bpf_seq_write(
+            seq,
+            (&raw const record).cast(),
+            core::mem::size_of::<TaskRecord>() as u32,
+        );
+    }
     0
 }
 

@@ -78,7 +78,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         event_tx,
         state.telemetry.events_lost_user.clone(),
     )?;
-    let mut pipeline = pipeline::Pipeline::new(state.clone(), started.kind, executor)?;
+    let mut pipeline = pipeline::Pipeline::new(state.clone(), started.kind, executor, ebpf)?;
     pipeline.full_tick().await;
     tracing::info!(
         source = started.kind.as_str(),
@@ -87,11 +87,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     );
     notify::ready(&status_line(&state));
 
-    let result = main_loop(&mut pipeline, event_rx, ebpf.as_ref(), config_path).await;
+    let result = main_loop(&mut pipeline, event_rx, config_path).await;
     notify::stopping();
     let _ = stop_tx.send(true);
     // Detach the programs before anything else.
-    if let Some(handle) = ebpf {
+    if let Some(handle) = pipeline.take_ebpf() {
         source::detach(handle);
     }
     pipeline.shutdown().await;
@@ -103,7 +103,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
 async fn main_loop(
     pipeline: &mut pipeline::Pipeline,
     mut events: mpsc::Receiver<crate::sources::KernelEvent>,
-    ebpf: Option<&source::EbpfHandle>,
     config_path: Option<PathBuf>,
 ) -> Result<(), DaemonError> {
     let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
@@ -124,7 +123,7 @@ async fn main_loop(
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
             _ = tick.tick() => {
-                events::note_kernel_drops(pipeline.state(), ebpf);
+                events::note_kernel_drops(pipeline.state(), pipeline.ebpf());
                 pipeline.tick().await;
                 // Only a fresh pipeline pets the watchdog: a hung one gets restarted.
                 if pipeline.state().is_fresh() {

@@ -7,15 +7,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{AppState, SourceKind, Tracked, events};
+use super::{AppState, SourceKind, Tracked, events, source::EbpfHandle};
 use crate::{
     config::Config,
     model::{Model, OomEvent, OomOrigin},
     policy::{Executor, Policy, PolicyError},
     sources::{
-        KernelEvent,
+        KernelEvent, Sighting,
         cgroup::{CgroupReader, OomWatch},
-        procfs::ProcReader,
+        procfs::{ProcReader, ScanReport},
     },
     trends::{TrendBook, Verdict},
 };
@@ -44,6 +44,11 @@ pub struct Pipeline {
     kills: tokio::task::JoinSet<()>,
     last_full_scan: Instant,
     page_size: u64,
+    /// The loaded programs in eBPF mode: their task iterator refreshes every process
+    /// each tick in one read.
+    ebpf: Option<EbpfHandle>,
+    /// The last task snapshot (reused between ticks).
+    sightings: Vec<Sighting>,
 }
 
 impl Pipeline {
@@ -51,6 +56,7 @@ impl Pipeline {
         state: Arc<AppState>,
         kind: SourceKind,
         executor: Arc<Executor>,
+        ebpf: Option<EbpfHandle>,
     ) -> Result<Pipeline, PipelineError> {
         let config = state.config();
         let proc = ProcReader::new("/proc")?;
@@ -71,7 +77,19 @@ impl Pipeline {
                 .ok()
                 .flatten()
                 .map_or(4096, |size| size as u64),
+            ebpf,
+            sightings: Vec::new(),
         })
+    }
+
+    /// The loaded programs, for their kernel-side counters.
+    pub fn ebpf(&self) -> Option<&EbpfHandle> {
+        self.ebpf.as_ref()
+    }
+
+    /// Hands the programs back for detaching at shutdown.
+    pub fn take_ebpf(&mut self) -> Option<EbpfHandle> {
+        self.ebpf.take()
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -85,14 +103,30 @@ impl Pipeline {
     /// The first pass: everything is read.
     pub async fn full_tick(&mut self) {
         self.refresh(true);
+        self.update_report_floor();
         self.act();
     }
 
-    /// The periodic pass. In eBPF mode processes are rescanned in full only every
-    /// `ebpf_rescan_interval`; events keep them current in between.
+    /// Tells the kernel the lowest rule threshold: RSS steps below it need no record.
+    fn update_report_floor(&mut self) {
+        let Some(ebpf) = self.ebpf.as_mut() else {
+            return;
+        };
+        let total = self.state.model.read().map_or(0, |model| model.host.total);
+        let floor = self.policy.lowest_threshold(total);
+        match ebpf.set_report_floor(floor, self.page_size) {
+            Ok(()) => tracing::debug!(?floor, "kernel RSS report floor set"),
+            Err(error) => tracing::warn!(%error, "cannot set the kernel RSS report floor"),
+        }
+    }
+
+    /// The periodic pass. In eBPF mode every process is refreshed from the task iterator
+    /// each tick; without it, /proc is rescanned only every `ebpf_rescan_interval` and
+    /// events keep processes current in between.
     pub async fn tick(&mut self) {
         let config = self.state.config();
         let full = self.kind == SourceKind::Procfs
+            || self.snapshots_available()
             || self.last_full_scan.elapsed() >= config.daemon.ebpf_rescan_interval.0;
         self.refresh(full);
         self.observe_trends();
@@ -156,6 +190,7 @@ impl Pipeline {
                 if let Ok(mut slot) = self.state.config.write() {
                     *slot = Arc::new(config);
                 }
+                self.update_report_floor();
                 tracing::info!("config reloaded");
             }
             Err(error) => {
@@ -172,12 +207,31 @@ impl Pipeline {
         .await;
     }
 
+    fn snapshots_available(&self) -> bool {
+        self.ebpf.as_ref().is_some_and(EbpfHandle::has_snapshots)
+    }
+
+    /// Every process, from the task iterator when it answers, else from /proc.
+    fn scan(&mut self) -> Option<ScanReport> {
+        if let Some(ebpf) = self.ebpf.as_mut().filter(|ebpf| ebpf.has_snapshots()) {
+            match ebpf.snapshot_tasks(self.proc.clock_ticks(), self.page_size, &mut self.sightings)
+            {
+                Ok(()) => {
+                    let model = self.state.model.read().ok()?;
+                    return Some(self.proc.merge(&model, &self.sightings));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "task snapshot failed; reading /proc this time")
+                }
+            }
+        }
+        let model = self.state.model.read().ok()?;
+        Some(self.proc.scan(&model))
+    }
+
     fn refresh(&mut self, full: bool) {
         let started = Instant::now();
-        let scan = full.then(|| {
-            let model = self.state.model.read();
-            model.map(|model| self.proc.scan(&model)).ok()
-        });
+        let scan = full.then(|| self.scan());
         let cgroups = match self.cgroups.read_all() {
             Ok(cgroups) => Some(cgroups),
             Err(error) => {

@@ -47,6 +47,27 @@ impl EbpfHandle {
     pub fn kernel_dropped(&self) -> u64 {
         match *self {}
     }
+
+    pub fn has_snapshots(&self) -> bool {
+        match *self {}
+    }
+
+    pub fn set_report_floor(
+        &mut self,
+        _bytes: Option<u64>,
+        _page_size: u64,
+    ) -> Result<(), SourceError> {
+        match *self {}
+    }
+
+    pub fn snapshot_tasks(
+        &mut self,
+        _clock_ticks: u64,
+        _page_size: u64,
+        _out: &mut Vec<crate::sources::Sighting>,
+    ) -> Result<(), crate::sources::SnapshotError> {
+        match *self {}
+    }
 }
 
 /// What [`start`] chose.

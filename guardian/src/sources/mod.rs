@@ -6,5 +6,7 @@ pub mod cgroup;
 pub mod ebpf;
 mod kernel_event;
 pub mod procfs;
+mod sighting;
 
 pub use kernel_event::KernelEvent;
+pub use sighting::{Sighting, SnapshotError};

@@ -4,6 +4,8 @@
 //! pid,rss,comm` over the same process set, and the floor of any /proc scanner on this
 //! host (list /proc, read each `stat`, nothing else). The RSS is also taken with
 //! `lock_memory = false`, to tell what `mlockall` adds from what the model holds.
+//! A second guardian in eBPF mode runs beside it: its periodic refresh reads the BPF task
+//! iterator (one read for every process) instead of /proc, and is measured the same way.
 
 use std::{
     io::Read as _,
@@ -48,27 +50,35 @@ fn measure(bins: &Binaries, count: usize, pairs: usize) -> anyhow::Result<Vec<Ro
         harness::process_count()
     );
     let guardian = Guardian::start(&bins.guardian, Source::Procfs, &base_config("1s"))?;
+    let iterator = Guardian::start(&bins.guardian, Source::Ebpf, &base_config("1s"))?;
     // Two full scans before measuring: the model holds every process.
     wait_scans(&guardian, 2)?;
+    wait_scans(&iterator, 2)?;
 
     let (mut guardian_us, mut ps_us, mut floor_us, mut ratios) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut iterator_us, mut iterator_ratios) = (Vec::new(), Vec::new());
     for pair in 0..pairs {
         harness::check_interrupted()?;
         let scan = scan_seconds(&guardian)?;
         let processes = harness::process_count().max(1) as f64;
         let g = scan / processes * 1e6;
+        let snapshot = scan_seconds(&iterator)?;
+        let i = snapshot / processes * 1e6;
         let (ps, ps_lines) = ps_seconds()?;
         let p = ps / ps_lines.max(1) as f64 * 1e6;
         let (floor, floor_count) = floor_seconds();
         let f = floor / floor_count.max(1) as f64 * 1e6;
         println!(
-            "  pair {}: guardian {g:.2} us/process ({:.1} ms per scan of {processes}); ps {p:.2} us ({:.1} ms); floor {f:.2} us",
+            "  pair {}: guardian {g:.2} us/process ({:.1} ms per scan of {processes}); task iterator {i:.2} us ({:.1} ms); ps {p:.2} us ({:.1} ms); floor {f:.2} us",
             pair + 1,
             scan * 1e3,
+            snapshot * 1e3,
             ps * 1e3,
         );
         guardian_us.push(g);
+        iterator_us.push(i);
+        iterator_ratios.push(i / g);
         ps_us.push(p);
         floor_us.push(f);
         ratios.push(g / p);
@@ -80,14 +90,23 @@ fn measure(bins: &Binaries, count: usize, pairs: usize) -> anyhow::Result<Vec<Ro
         .collect();
 
     let cpu_before = harness::cpu_seconds(guardian.pid())?;
+    let iterator_cpu_before = harness::cpu_seconds(iterator.pid())?;
     std::thread::sleep(CPU_WINDOW);
     let cpu = (harness::cpu_seconds(guardian.pid())? - cpu_before) / CPU_WINDOW.as_secs_f64();
+    let iterator_cpu =
+        (harness::cpu_seconds(iterator.pid())? - iterator_cpu_before) / CPU_WINDOW.as_secs_f64();
     let (rss, hwm) = rss_mib(&guardian)?;
+    let (iterator_rss, _) = rss_mib(&iterator)?;
     println!(
         "  guardian CPU {:.1} % of one core at a 1 s interval; VmRSS {rss:.1} MiB (peak {hwm:.1} MiB)",
         cpu * 100.0
     );
+    println!(
+        "  eBPF-mode guardian (task iterator every 1 s): CPU {:.1} % of one core; VmRSS {iterator_rss:.1} MiB",
+        iterator_cpu * 100.0
+    );
     drop(guardian);
+    drop(iterator);
     let unlocked = Guardian::start(
         &bins.guardian,
         Source::Procfs,
@@ -104,6 +123,8 @@ fn measure(bins: &Binaries, count: usize, pairs: usize) -> anyhow::Result<Vec<Ro
     let floor_stats = Stats::of(&floor_us).context("no floor measured")?;
     let ratio = Stats::of(&ratios).context("no pair")?;
     let floor_ratio = Stats::of(&floor_ratio).context("no pair")?;
+    let iterator_stats = Stats::of(&iterator_us).context("no snapshot measured")?;
+    let iterator_ratio = Stats::of(&iterator_ratios).context("no pair")?;
     let label = format!("@{count}");
     let judged = count >= 10_000;
     Ok(vec![
@@ -120,6 +141,22 @@ fn measure(bins: &Binaries, count: usize, pairs: usize) -> anyhow::Result<Vec<Ro
             measured: format!("{:.2} us", guardian_stats.median),
             baseline: format!("readdir + stat only {:.2} us", floor_stats.median),
             ratio: ratio_text(&floor_ratio),
+            target: "(ref)".into(),
+            verdict: Verdict::Info,
+        },
+        Row {
+            figure: format!("task iterator refresh/process {label}"),
+            measured: format!("{:.2} us", iterator_stats.median),
+            baseline: format!("procfs scan {:.2} us", guardian_stats.median),
+            ratio: ratio_text(&iterator_ratio),
+            target: "(choice: lower wins)".into(),
+            verdict: Verdict::Info,
+        },
+        Row {
+            figure: format!("eBPF-mode CPU, 1 s refresh {label}"),
+            measured: format!("{:.1} % of a core", iterator_cpu * 100.0),
+            baseline: format!("procfs mode {:.1} %", cpu * 100.0),
+            ratio: format!("{:.2}", iterator_cpu / cpu.max(1e-9)),
             target: "(ref)".into(),
             verdict: Verdict::Info,
         },

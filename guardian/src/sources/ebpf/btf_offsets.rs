@@ -1,4 +1,4 @@
-//! Kernel struct offsets the `rss_stat` program needs, read from the running kernel's BTF
+//! Kernel struct offsets the `rss_stat` and `task_snapshot` programs need, read from the running kernel's BTF
 //! (`/sys/kernel/btf/vmlinux`) so one object works across kernel builds.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +21,23 @@ pub struct KernelOffsets {
     pub mm_file_count: u64,
     pub mm_anon_count: u64,
     pub mm_shmem_count: u64,
+    pub mm_swap_count: u64,
     pub task_mm: u64,
+    /// The `task_struct` and `cred` members the task iterator reads.
+    pub task: TaskOffsets,
+}
+
+/// Offsets of the `task_struct` members (and `cred.uid`) the task iterator reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    pub pid: u64,
+    pub tgid: u64,
+    pub flags: u64,
+    pub start_boottime: u64,
+    pub real_parent: u64,
+    pub cred: u64,
+    pub comm: u64,
+    pub cred_uid: u64,
 }
 
 /// Reads the offsets from the BTF file at `path`.
@@ -33,6 +49,7 @@ pub fn read(path: &Path) -> Result<KernelOffsets, BtfError> {
     let mm = find_struct(&btf, "mm_struct")?;
     let percpu_counter = find_struct(&btf, "percpu_counter")?;
     let task = find_struct(&btf, "task_struct")?;
+    let cred = find_struct(&btf, "cred")?;
     let rss_stat =
         member_offset(&btf, &mm, "rss_stat").ok_or_else(|| missing("mm_struct.rss_stat"))?;
     let stride = percpu_counter.size() as u64;
@@ -43,8 +60,28 @@ pub fn read(path: &Path) -> Result<KernelOffsets, BtfError> {
         mm_file_count: counter(guardian_ebpf::MM_FILEPAGES),
         mm_anon_count: counter(guardian_ebpf::MM_ANONPAGES),
         mm_shmem_count: counter(guardian_ebpf::MM_SHMEMPAGES),
+        mm_swap_count: counter(guardian_ebpf::MM_SWAPENTS),
         task_mm: member_offset(&btf, &task, "mm").ok_or_else(|| missing("task_struct.mm"))?,
+        task: TaskOffsets {
+            pid: required(&btf, &task, "task_struct", "pid")?,
+            tgid: required(&btf, &task, "task_struct", "tgid")?,
+            flags: required(&btf, &task, "task_struct", "flags")?,
+            start_boottime: required(&btf, &task, "task_struct", "start_boottime")?,
+            real_parent: required(&btf, &task, "task_struct", "real_parent")?,
+            cred: required(&btf, &task, "task_struct", "cred")?,
+            comm: required(&btf, &task, "task_struct", "comm")?,
+            cred_uid: required(&btf, &cred, "cred", "uid")?,
+        },
     })
+}
+
+fn required(
+    btf: &Btf,
+    parent: &btf_rs::Struct,
+    parent_name: &str,
+    name: &str,
+) -> Result<u64, BtfError> {
+    member_offset(btf, parent, name).ok_or_else(|| missing(&format!("{parent_name}.{name}")))
 }
 
 fn missing(what: &str) -> BtfError {
@@ -104,6 +141,15 @@ mod tests {
             2 * (offsets.mm_anon_count - offsets.mm_file_count)
         );
         assert!(offsets.task_mm > 0);
+        assert_eq!(
+            offsets.mm_swap_count - offsets.mm_anon_count,
+            offsets.mm_anon_count - offsets.mm_file_count
+        );
+        let task = offsets.task;
+        // pid and tgid are adjacent ints; comm is a 16-byte array further on.
+        assert_eq!(task.tgid, task.pid + 4);
+        assert!(task.comm > task.real_parent && task.real_parent > 0);
+        assert_eq!(task.start_boottime % 8, 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod btf_offsets;
 mod decode;
+mod task_snapshot;
 mod tracefs;
 
 use std::{
@@ -16,7 +17,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
 use guardian_ebpf::{EVENTS_MAP, globals};
@@ -55,6 +56,10 @@ pub enum EbpfError {
 /// Loaded and attached programs.
 pub struct EbpfSource {
     ebpf: Ebpf,
+    /// Whether the task iterator loaded (an older kernel may lack it: rescans then read
+    /// /proc).
+    snapshots: bool,
+    snapshot_buf: Vec<u8>,
     /// Owns the programs' log map: dropping it would close the map under them.
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
@@ -86,7 +91,24 @@ impl EbpfSource {
                 &offsets.mm_shmem_count,
                 true,
             )
+            .override_global(globals::MM_SWAP_COUNT_OFFSET, &offsets.mm_swap_count, true)
             .override_global(globals::TASK_MM_OFFSET, &offsets.task_mm, true)
+            .override_global(globals::TASK_PID_OFFSET, &offsets.task.pid, true)
+            .override_global(globals::TASK_TGID_OFFSET, &offsets.task.tgid, true)
+            .override_global(globals::TASK_FLAGS_OFFSET, &offsets.task.flags, true)
+            .override_global(
+                globals::TASK_START_BOOTTIME_OFFSET,
+                &offsets.task.start_boottime,
+                true,
+            )
+            .override_global(
+                globals::TASK_REAL_PARENT_OFFSET,
+                &offsets.task.real_parent,
+                true,
+            )
+            .override_global(globals::TASK_CRED_OFFSET, &offsets.task.cred, true)
+            .override_global(globals::TASK_COMM_OFFSET, &offsets.task.comm, true)
+            .override_global(globals::CRED_UID_OFFSET, &offsets.task.cred_uid, true)
             .override_global(globals::SELF_TGID, &self_tgid, true)
             .load(OBJECT)?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -125,8 +147,74 @@ impl EbpfSource {
                     source,
                 })?;
         }
-        tracing::info!(programs = 1 + CLASSIC.len(), "eBPF programs attached");
-        Ok(EbpfSource { ebpf, logger })
+        let snapshots = match task_snapshot::load(&mut ebpf, &btf) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "task iterator unavailable; eBPF-mode rescans read /proc");
+                false
+            }
+        };
+        tracing::info!(
+            programs = 1 + CLASSIC.len(),
+            task_iterator = snapshots,
+            "eBPF programs attached"
+        );
+        Ok(EbpfSource {
+            ebpf,
+            snapshots,
+            snapshot_buf: Vec::new(),
+            logger,
+        })
+    }
+
+    /// Sets the RSS below which the kernel does not report steps (the lowest rule
+    /// threshold; `None` when no rule has one: no step is then worth a record). Task
+    /// snapshots keep every process current regardless.
+    pub fn set_report_floor(
+        &mut self,
+        bytes: Option<u64>,
+        page_size: u64,
+    ) -> Result<(), EbpfError> {
+        let pages = bytes.map_or(u64::MAX, |bytes| bytes / page_size.max(1));
+        let map = self.ebpf.map_mut("REPORT_FLOOR").ok_or(EbpfError::Map {
+            map: "REPORT_FLOOR",
+            message: "not in the object".into(),
+        })?;
+        let mut floor =
+            Array::<&mut MapData, u64>::try_from(map).map_err(|error| EbpfError::Map {
+                map: "REPORT_FLOOR",
+                message: error.to_string(),
+            })?;
+        floor
+            .set(0, pages.min(i64::MAX as u64), 0)
+            .map_err(|error| EbpfError::Map {
+                map: "REPORT_FLOOR",
+                message: error.to_string(),
+            })
+    }
+
+    /// Whether [`EbpfSource::snapshot_tasks`] can answer.
+    pub fn has_snapshots(&self) -> bool {
+        self.snapshots
+    }
+
+    /// Every process as the kernel sees it now, from the task iterator, into `out`.
+    pub fn snapshot_tasks(
+        &mut self,
+        clock_ticks: u64,
+        page_size: u64,
+        out: &mut Vec<crate::sources::Sighting>,
+    ) -> Result<(), crate::sources::SnapshotError> {
+        if !self.snapshots {
+            return Err(crate::sources::SnapshotError::NotLoaded);
+        }
+        task_snapshot::take(
+            &mut self.ebpf,
+            clock_ticks,
+            page_size,
+            &mut self.snapshot_buf,
+            out,
+        )
     }
 
     /// Moves the ring buffer out into a task that decodes records onto `events`. Records

@@ -138,3 +138,94 @@ async fn reports_an_oom_victim_in_a_memory_limited_cgroup() {
         victim.anon_rss_kb
     );
 }
+
+#[test]
+fn task_snapshot_matches_proc_for_this_process_and_a_child() {
+    if !privileged() {
+        return;
+    }
+    let mut source = EbpfSource::load(0).expect("load and attach");
+    /// Our sleeping child, killed and reaped on every path.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Child(
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let child_pid = child.0.id() as i32;
+    let proc = crate::sources::procfs::ProcReader::new("/proc").expect("proc");
+    let mut sightings = Vec::new();
+    source
+        .snapshot_tasks(proc.clock_ticks(), 4096, &mut sightings)
+        .expect("snapshot");
+    let me = std::process::id() as i32;
+    for pid in [me, child_pid] {
+        let seen = sightings
+            .iter()
+            .find(|sighting| sighting.key.pid == pid)
+            .unwrap_or_else(|| panic!("pid {pid} not in the snapshot of {}", sightings.len()));
+        let expected = proc.read_process(pid).expect("read").expect("alive");
+        assert_eq!(seen.key, expected.key, "identity of {pid}");
+        assert_eq!(seen.comm, expected.comm);
+        assert_eq!(seen.ppid, expected.ppid);
+        assert_eq!(seen.uid, expected.uid);
+        assert!(!seen.kernel_thread);
+        let (a, b) = (seen.memory.rss, expected.memory.rss);
+        assert!(
+            a.abs_diff(b) <= (b / 50).max(1 << 20),
+            "rss {a} vs /proc {b}"
+        );
+    }
+    // Threads are not processes; kernel threads are marked.
+    assert!(sightings.iter().all(|s| s.key.pid > 0));
+    assert!(
+        sightings
+            .iter()
+            .any(|s| s.kernel_thread && s.comm == "kthreadd")
+    );
+    let pids: std::collections::HashSet<i32> = sightings.iter().map(|s| s.key.pid).collect();
+    assert_eq!(pids.len(), sightings.len(), "one record per process");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_below_the_report_floor_stay_in_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let mut source = EbpfSource::load(0).expect("load and attach");
+    // Far above what the shell below reaches: none of its steps is worth a record.
+    source
+        .set_report_floor(Some(1 << 30), 4096)
+        .expect("set floor");
+    let (tx, mut rx) = mpsc::channel(65_536);
+    source
+        .spawn_reader(tx, Arc::new(AtomicU64::new(0)))
+        .expect("reader");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "x=$(head -c 48000000 /dev/zero | tr '\\0' a)"])
+        .spawn()
+        .expect("spawn sh");
+    let pid = child.id() as i32;
+    let (mut steps, mut exited) = (0, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !exited && tokio::time::Instant::now() < deadline {
+        let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await else {
+            continue;
+        };
+        match event {
+            KernelEvent::Rss { pid: p, .. } if p == pid => steps += 1,
+            KernelEvent::Exit { pid: p } if p == pid => exited = true,
+            _ => {}
+        }
+    }
+    let _ = child.wait();
+    assert!(exited, "no exit event for pid {pid}");
+    assert_eq!(steps, 0, "RSS steps reported below the floor");
+}

@@ -19,6 +19,7 @@
 //! 35 us against 20).
 
 mod io;
+mod merge;
 mod parse;
 mod scan;
 #[cfg(test)]

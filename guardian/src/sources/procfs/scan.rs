@@ -15,6 +15,12 @@ use super::{ProcError, ProcReader, io, parse};
 /// `setproctitle`, a changed `oom_score_adj`) at a cost of about 0.5 us per process.
 const FULL_REFRESH_SCANS: u64 = 60;
 
+/// Whether pass `scan` reads `pid` in full even if it is known (see
+/// [`FULL_REFRESH_SCANS`]).
+pub(super) fn due_for_full_read(pid: i32, scan: u64) -> bool {
+    u64::from(pid.unsigned_abs()).wrapping_add(scan) % FULL_REFRESH_SCANS == 0
+}
+
 /// The outcome of [`ProcReader::scan`]: what was read, and what was not.
 #[derive(Debug, Default)]
 pub struct ScanReport {
@@ -172,7 +178,7 @@ impl ProcReader {
             pid,
             start_ticks: stat.start_ticks,
         };
-        let refresh = u64::from(pid.unsigned_abs()).wrapping_add(scan) % FULL_REFRESH_SCANS == 0;
+        let refresh = due_for_full_read(pid, scan);
         // The model keeps comm as (lossy) UTF-8: compare the same way, which borrows
         // instead of allocating when the raw comm is valid UTF-8.
         let known = known
