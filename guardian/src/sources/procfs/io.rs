@@ -5,7 +5,7 @@
 use std::{
     fs::File,
     io::{self, Read as _},
-    os::fd::OwnedFd,
+    os::{fd::OwnedFd, unix::fs::FileExt as _},
     path::Path,
 };
 
@@ -33,7 +33,21 @@ impl ProcRoot {
         let relative = relative_path(pid, name, &mut path);
         let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
         match nix::fcntl::openat(&self.fd, relative, flags, Mode::empty()) {
-            Ok(fd) => fill(File::from(fd), buf),
+            Ok(fd) => read_once(File::from(fd), buf),
+            Err(errno) => vanished_or(io::Error::from(errno)),
+        }
+    }
+
+    /// Opens `PID/name` to keep it: `None` when the process is gone. Errors are raw
+    /// (EMFILE and ENFILE included), for the caller to tell "out of descriptors" apart.
+    pub fn open_held(&self, pid: i32, name: &str) -> io::Result<Option<HeldFile>> {
+        let mut path = [0u8; 64];
+        let relative = relative_path(pid, name, &mut path);
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        match nix::fcntl::openat(&self.fd, relative, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(HeldFile {
+                file: File::from(fd),
+            })),
             Err(errno) => vanished_or(io::Error::from(errno)),
         }
     }
@@ -83,16 +97,43 @@ impl ProcDir {
     pub fn read(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
         let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
         match nix::fcntl::openat(&self.fd, name, flags, Mode::empty()) {
-            Ok(fd) => fill(File::from(fd), buf),
+            Ok(fd) => read_once(File::from(fd), buf),
             Err(errno) => vanished_or(io::Error::from(errno)),
         }
     }
 }
 
-fn fill(mut file: File, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+/// A /proc file kept open to be read again and again. procfs files are generated on
+/// read: a read at offset 0 produces fresh content each time (seq_file restarts), and a
+/// file under `/proc/PID` is pinned to the process it was opened for: once that process
+/// is gone (reaped), reads fail with ESRCH even if its pid was reused meanwhile.
+#[derive(Debug)]
+pub struct HeldFile {
+    file: File,
+}
+
+impl HeldFile {
+    /// Reads the whole file again into the front of `buf` (`pread` from offset 0): the
+    /// length, or `None` when its process is gone (ESRCH, ENOENT, or nothing to read).
+    pub fn read(&self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        Ok(fill(buf, |part, at| self.file.read_at(part, at))?.filter(|len| *len > 0))
+    }
+}
+
+/// Reads a just-opened file to its end, then closes it.
+fn read_once(mut file: File, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    fill(buf, |part, _| file.read(part))
+}
+
+/// Fills `buf` from its front with `read(part, offset)` calls until a short read
+/// (procfs produces a file in one go; a short read is its end), growing `buf` as needed.
+fn fill(
+    buf: &mut Vec<u8>,
+    mut read_at: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<Option<usize>> {
     let mut len = 0;
     loop {
-        let read = match file.read(&mut buf[len..]) {
+        let read = match read_at(&mut buf[len..], len as u64) {
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return vanished_or(error),

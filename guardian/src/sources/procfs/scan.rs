@@ -1,13 +1,17 @@
 //! Scanning every process: a full read for processes the model does not know, and for
 //! the ones it does only what changes between scans (RSS, ppid), from one `stat` read.
 
-use std::{collections::HashSet, sync::atomic::Ordering};
+use std::{
+    collections::HashSet,
+    sync::{TryLockError, atomic::Ordering},
+    time::Instant,
+};
 
 use tracing::debug;
 
 use crate::model::{MemoryUsage, Model, Process, ProcessKey};
 
-use super::{ProcError, ProcReader, io, parse};
+use super::{ProcError, ProcReader, held::HeldStats, io, parse};
 
 /// Every how many scans a known process is read in full again (cmdline, cgroups,
 /// oom_score_adj, uid), staggered by pid so each scan refreshes about 1/60 of them. This
@@ -89,23 +93,26 @@ impl ProcReader {
         };
         report.processes.reserve(pids.len());
         let mut buf = io::buffer();
-        for pid in pids {
-            match self.look(pid, previous, scan, &mut buf) {
-                Ok(Seen::Known(refresh)) => {
-                    if let Some(known) = previous.process(&refresh.key) {
-                        let mut process = known.clone();
-                        refresh.apply(&mut process);
-                        report.processes.push(process);
+        self.with_held_stats(|held| {
+            for pid in pids {
+                match self.look(pid, previous, scan, held, &mut buf) {
+                    Ok(Seen::Known(refresh)) => {
+                        if let Some(known) = previous.process(&refresh.key) {
+                            let mut process = known.clone();
+                            refresh.apply(&mut process);
+                            report.processes.push(process);
+                        }
+                    }
+                    Ok(Seen::Full(process)) => report.processes.push(process),
+                    Ok(Seen::Gone) => report.vanished += 1,
+                    Err(error) => {
+                        debug!(pid, %error, "reading process failed");
+                        report.errors += 1;
                     }
                 }
-                Ok(Seen::Full(process)) => report.processes.push(process),
-                Ok(Seen::Gone) => report.vanished += 1,
-                Err(error) => {
-                    debug!(pid, %error, "reading process failed");
-                    report.errors += 1;
-                }
             }
-        }
+            held.sweep(scan);
+        });
         report
     }
 
@@ -128,25 +135,28 @@ impl ProcReader {
         };
         let mut present = HashSet::with_capacity(pids.len());
         let mut buf = io::buffer();
-        for pid in pids {
-            match self.look(pid, model, scan, &mut buf) {
-                Ok(Seen::Known(refresh)) => {
-                    if let Some(process) = model.process_mut(&refresh.key) {
-                        refresh.apply(process);
+        self.with_held_stats(|held| {
+            for pid in pids {
+                match self.look(pid, model, scan, held, &mut buf) {
+                    Ok(Seen::Known(refresh)) => {
+                        if let Some(process) = model.process_mut(&refresh.key) {
+                            refresh.apply(process);
+                        }
+                    }
+                    Ok(Seen::Full(process)) => model.upsert_process(process),
+                    Ok(Seen::Gone) => {
+                        summary.vanished += 1;
+                        continue;
+                    }
+                    Err(error) => {
+                        debug!(pid, %error, "reading process failed");
+                        summary.errors += 1;
                     }
                 }
-                Ok(Seen::Full(process)) => model.upsert_process(process),
-                Ok(Seen::Gone) => {
-                    summary.vanished += 1;
-                    continue;
-                }
-                Err(error) => {
-                    debug!(pid, %error, "reading process failed");
-                    summary.errors += 1;
-                }
+                present.insert(pid);
             }
-            present.insert(pid);
-        }
+            held.sweep(scan);
+        });
         let exited: Vec<i32> = model
             .processes()
             .map(|process| process.key.pid)
@@ -160,20 +170,40 @@ impl ProcReader {
         summary
     }
 
-    /// Reads `stat` of `pid` and decides: refresh a process `known` has, or read it in
-    /// full.
+    /// Runs a scan with the held `stat` files, or, if another scan has them, with none
+    /// (every read then opens and closes its file, as before files were held).
+    fn with_held_stats<R>(&self, run: impl FnOnce(&mut HeldStats) -> R) -> R {
+        let mut none = HeldStats::new(0);
+        let mut guard = match self.held_stats.try_lock() {
+            Ok(held) => Some(held),
+            // A scan that panicked leaves every entry valid (each is a whole file).
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let held = guard.as_deref_mut().unwrap_or(&mut none);
+        held.begin(Instant::now());
+        run(held)
+    }
+
+    /// Reads `stat` of `pid` (through its held file when there is one) and decides:
+    /// refresh a process `known` has, or read it in full.
     fn look(
         &self,
         pid: i32,
         known: &Model,
         scan: u64,
+        held: &mut HeldStats,
         buf: &mut Vec<u8>,
     ) -> Result<Seen, ProcError> {
-        let Some(len) = self.read_by_path(pid, "stat", buf)? else {
+        let Some(len) = held
+            .read(&self.dir, pid, scan, buf)
+            .map_err(|source| self.io("read", Some((pid, "stat")), source))?
+        else {
             return Ok(Seen::Gone);
         };
         let stat =
             parse::stat(&buf[..len]).ok_or_else(|| self.parse_error(pid, "stat", "malformed"))?;
+        held.identify(pid, stat.start_ticks);
         let key = ProcessKey {
             pid,
             start_ticks: stat.start_ticks,
