@@ -257,6 +257,7 @@ fn missing_root_is_a_clear_error() {
 
 #[test]
 fn this_hosts_own_process_reads_back() {
+    let _host = host_scan();
     let reader = ProcReader::new("/proc").expect("/proc");
     let me = reader
         .read_process(std::process::id() as i32)
@@ -367,4 +368,284 @@ fn a_thread_is_not_read_as_a_process() {
     let _ = thread.join();
     assert!(read.is_none(), "thread {tid} was read as a process");
     assert!(reader.read_process(me as i32).expect("read").is_some());
+}
+
+/// Serialises the tests that scan this host's /proc: each reader holds a `stat` file
+/// of every process, and the tests count the files open on their children's.
+fn host_scan() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A child of this test that sleeps until killed (and is reaped when dropped).
+struct Sleeper(std::process::Child);
+
+impl Sleeper {
+    fn spawn() -> Sleeper {
+        Sleeper(
+            std::process::Command::new("sleep")
+                .arg("1000")
+                .spawn()
+                .expect("spawn sleep"),
+        )
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// Kills and reaps it: its pid is free for reuse afterwards.
+    fn end(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// Waits until `pid` shows `comm` (a just-spawned child may still be the test binary).
+fn wait_for_comm(pid: i32, comm: &str) {
+    let path = format!("/proc/{pid}/comm");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&path).is_ok_and(|text| text.trim_end() == comm) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{pid} never became {comm}");
+}
+
+/// This process's descriptors open on `/proc/PID/stat`.
+fn open_stat_files(pid: i32) -> usize {
+    let target = PathBuf::from(format!("/proc/{pid}/stat"));
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|link| *link == target)
+        .count()
+}
+
+fn held_count(reader: &ProcReader) -> usize {
+    reader.held_stats.lock().expect("held").len()
+}
+
+#[test]
+fn a_held_stat_file_reads_its_process_gone_once_it_exits() {
+    let _host = host_scan();
+    let reader = ProcReader::new("/proc").expect("/proc");
+    let mut child = Sleeper::spawn();
+    let pid = child.pid();
+    wait_for_comm(pid, "sleep");
+    let mut model = Model::default();
+    reader.scan_into(&mut model);
+    let key = model.process_by_pid(pid).expect("child scanned").key;
+    let mut buf = io::buffer();
+    {
+        let held = reader.held_stats.lock().expect("held");
+        assert!(held.holds(pid), "the scan keeps the child's stat open");
+        let len = held.reread(pid, &mut buf).expect("held").expect("read");
+        let stat = parse::stat(&buf[..len.expect("alive")]).expect("parse");
+        assert_eq!(stat.start_ticks, key.start_ticks);
+    }
+    child.end();
+    let held = reader.held_stats.lock().expect("held");
+    // Reaped: the kernel answers ESRCH, which reads as gone.
+    let read = held
+        .reread(pid, &mut buf)
+        .expect("still held")
+        .expect("read");
+    assert_eq!(read, None, "a held file of a reaped process reads as gone");
+}
+
+/// Writes `ns_last_pid` so that the next fork gets `pid` (root only; another fork in
+/// between can take it, so callers retry).
+fn next_pid_is(pid: i32) -> bool {
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).is_ok()
+}
+
+#[test]
+fn a_reused_pid_is_not_taken_for_the_process_that_held_it() {
+    let _host = host_scan();
+    let reader = ProcReader::new("/proc").expect("/proc");
+    let mut old = Sleeper::spawn();
+    let pid = old.pid();
+    wait_for_comm(pid, "sleep");
+    let mut model = Model::default();
+    reader.scan_into(&mut model);
+    let old_key = model.process_by_pid(pid).expect("old scanned").key;
+    assert!(reader.held_stats.lock().expect("held").holds(pid));
+    old.end();
+    // A start time in another clock tick than the old process's.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Whether or not the pid can be handed out again here, the old file reads as gone.
+    let mut buf = io::buffer();
+    let gone = reader
+        .held_stats
+        .lock()
+        .expect("held")
+        .reread(pid, &mut buf);
+    assert_eq!(gone.expect("held").expect("read"), None);
+    let mut new = None;
+    for _ in 0..50 {
+        if !next_pid_is(pid) {
+            break;
+        }
+        let candidate = Sleeper::spawn();
+        if candidate.pid() == pid {
+            new = Some(candidate);
+            break;
+        }
+    }
+    let Some(new) = new else {
+        eprintln!("pid {pid} could not be reused here (needs root); reuse not exercised");
+        return;
+    };
+    wait_for_comm(pid, "sleep");
+    let summary = reader.scan_into(&mut model);
+    assert_eq!(summary.errors, 0);
+    let process = model.process_by_pid(pid).expect("new process scanned");
+    assert_ne!(process.key, old_key, "the new process has its own identity");
+    assert_eq!(
+        Some(process.key.start_ticks),
+        reader.start_ticks(pid).expect("read")
+    );
+    assert!(
+        reader.held_stats.lock().expect("held").holds(pid),
+        "a fresh file is held for the new process"
+    );
+    drop(new);
+}
+
+#[test]
+fn held_files_are_closed_once_their_processes_are_gone() {
+    let _host = host_scan();
+    let reader = ProcReader::new("/proc").expect("/proc");
+    let mut children: Vec<Sleeper> = (0..20).map(|_| Sleeper::spawn()).collect();
+    for child in &children {
+        wait_for_comm(child.pid(), "sleep");
+    }
+    let mut model = Model::default();
+    reader.scan_into(&mut model);
+    let pids: Vec<i32> = children.iter().map(Sleeper::pid).collect();
+    for &pid in &pids {
+        assert_eq!(open_stat_files(pid), 1, "{pid}: one held stat file");
+    }
+    for child in &mut children {
+        child.end();
+    }
+    let summary = reader.scan_into(&mut model);
+    assert!(summary.exited >= 20, "{summary:?}");
+    for &pid in &pids {
+        assert!(model.process_by_pid(pid).is_none());
+        assert_eq!(open_stat_files(pid), 0, "{pid}: its stat file is closed");
+    }
+    assert!(held_count(&reader) > 0, "the remaining processes stay held");
+}
+
+/// Sorted Debug renderings: processes compare field by field.
+fn rendered(processes: &[Process]) -> Vec<String> {
+    let mut out: Vec<String> = processes.iter().map(|p| format!("{p:?}")).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn without_held_files_or_past_the_cap_a_scan_reads_the_same() {
+    let dir = scratch();
+    let readers: Vec<ProcReader> = [None, Some(0), Some(2)]
+        .into_iter()
+        .map(|cap| {
+            let reader = ProcReader::new(dir.path()).expect("reader");
+            if let Some(cap) = cap {
+                reader.held_stats.lock().expect("held").set_cap(cap);
+            }
+            reader
+        })
+        .collect();
+    let mut models: Vec<Model> = (0..readers.len()).map(|_| Model::default()).collect();
+    let mut scans = |round: &str| {
+        let reports: Vec<ScanReport> = readers
+            .iter()
+            .zip(&mut models)
+            .map(|(reader, model)| {
+                let report = reader.scan(model);
+                *model = model_of(&report.processes);
+                report
+            })
+            .collect();
+        for report in &reports[1..] {
+            assert_eq!(
+                rendered(&report.processes),
+                rendered(&reports[0].processes),
+                "{round}"
+            );
+            assert_eq!(
+                (report.vanished, report.errors),
+                (reports[0].vanished, reports[0].errors),
+                "{round}"
+            );
+        }
+    };
+    scans("first scan");
+    assert_eq!(
+        readers.iter().map(held_count).collect::<Vec<_>>(),
+        [7, 0, 2],
+        "held: all listed, none, the cap"
+    );
+    scans("steady state");
+    set_rss_pages(dir.path(), 42, 13_312 + 4096);
+    let stat = std::fs::read_to_string(dir.path().join("43/stat")).expect("stat");
+    std::fs::write(dir.path().join("43/stat"), stat.replace(" 4000 ", " 4100 ")).expect("write");
+    std::fs::remove_dir_all(dir.path().join("120")).expect("rm");
+    scans("changed");
+    // 120's file is closed; 43's now shows another start time than it was opened with,
+    // which a pinned /proc file never does: it is closed too, and reopened next scan.
+    assert_eq!(held_count(&readers[0]), 5);
+    scans("after the change");
+    assert_eq!(held_count(&readers[0]), 6);
+}
+
+#[test]
+fn without_held_files_no_process_of_this_host_is_lost() {
+    let _host = host_scan();
+    let children: Vec<Sleeper> = (0..5).map(|_| Sleeper::spawn()).collect();
+    for child in &children {
+        wait_for_comm(child.pid(), "sleep");
+    }
+    for cap in [0, 1] {
+        let reader = ProcReader::new("/proc").expect("/proc");
+        reader.held_stats.lock().expect("held").set_cap(cap);
+        let mut model = Model::default();
+        for _ in 0..2 {
+            let summary = reader.scan_into(&mut model);
+            assert_eq!(summary.errors, 0, "cap {cap}");
+            for child in &children {
+                assert!(model.process_by_pid(child.pid()).is_some(), "cap {cap}");
+            }
+            assert!(held_count(&reader) <= cap);
+        }
+    }
+}
+
+#[test]
+fn held_files_are_closed_when_scans_come_far_apart() {
+    let dir = scratch();
+    let reader = ProcReader::new(dir.path()).expect("reader");
+    let model = model_of(&reader.scan(&Model::default()).processes);
+    assert_eq!(held_count(&reader), 7);
+    // The next scan starts long after this one.
+    reader
+        .held_stats
+        .lock()
+        .expect("held")
+        .begin(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    assert_eq!(held_count(&reader), 0);
+    let report = reader.scan(&model);
+    assert_eq!(report.processes.len(), 7);
+    assert_eq!(held_count(&reader), 7, "scans close together hold again");
 }
