@@ -103,36 +103,14 @@ fn count_drop() {
     }
 }
 
-/// `bpf_ringbuf_submit` flags and the `bpf_ringbuf_query` key (uapi/linux/bpf.h).
-const BPF_RB_NO_WAKEUP: u64 = 1;
-const BPF_RB_FORCE_WAKEUP: u64 = 2;
-const BPF_RB_AVAIL_DATA: u64 = 0;
-
-/// Pending bytes past which an RSS step wakes the reader after all.
-const RSS_WAKEUP_BYTES: u64 = 16 * 1024;
-
-/// Writes a record and wakes the reader (process and OOM events are rare).
+/// Writes a record. The kernel wakes the reader only when it had caught up (it is then
+/// waiting), so a burst costs one wake-up, not one per record; records are rare anyway:
+/// process events, OOM victims, and RSS steps of processes at a rule threshold.
 fn emit<T: 'static>(event: T) {
-    submit(event, 0);
-}
-
-/// Writes an RSS step without waking the reader, which drains the buffer on a short
-/// timer: a page-fault storm then costs the reader a wake-up per tick, not per step.
-/// A filling buffer still wakes it at once.
-fn emit_quiet<T: 'static>(event: T) {
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA) >= RSS_WAKEUP_BYTES {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
-    submit(event, flags);
-}
-
-fn submit<T: 'static>(event: T, flags: u64) {
     match EVENTS.reserve::<T>(0) {
         Some(mut slot) => {
             slot.write(event);
-            slot.submit(flags);
+            slot.submit(0);
         }
         None => count_drop(),
     }
@@ -226,7 +204,7 @@ fn report_rss(mm_ptr: *const u8, index: usize, member: u32, pages: i64) -> Resul
             REPORTED.insert(&mm, &values, 0)?;
         }
     }
-    emit_quiet(RssEvent {
+    emit(RssEvent {
         header: header(EventKind::Rss, tgid),
         member,
         _pad: 0,

@@ -52,9 +52,11 @@ pub enum SourceChoice {
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
     pub source: SourceChoice,
-    /// Full /proc and cgroup scan period (procfs mode), and the cadence trends sample at.
+    /// Refresh period (a /proc scan, or in eBPF mode a task-iterator snapshot), and the
+    /// cadence trends sample at.
     pub scan_interval: Interval,
-    /// Full rescan period in eBPF mode, where events carry RSS changes in between.
+    /// /proc rescan period in eBPF mode when the kernel has no task iterator (events
+    /// carry RSS changes in between).
     pub ebpf_rescan_interval: Interval,
     pub listen: SocketAddr,
     /// Decide and log, never signal.

@@ -296,37 +296,23 @@ async fn forward_logs(mut logger: AsyncFd<aya_log::EbpfLogger<&'static dyn log::
     }
 }
 
-/// How often the reader drains RSS steps the kernel wrote without a wake-up.
-const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
-
 async fn read_ring(
     mut ring: AsyncFd<RingBuf<MapData>>,
     events: mpsc::Sender<KernelEvent>,
     dropped: Arc<AtomicU64>,
 ) {
-    let mut tick = tokio::time::interval(DRAIN_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            ready = ring.readable_mut() => {
-                let mut guard = match ready {
-                    Ok(guard) => guard,
-                    Err(error) => {
-                        tracing::error!(%error, "eBPF ring buffer poll failed; events stop");
-                        return;
-                    }
-                };
-                let open = drain(guard.get_inner_mut(), &events, &dropped);
-                guard.clear_ready();
-                if !open {
-                    return;
-                }
+        let mut guard = match ring.readable_mut().await {
+            Ok(guard) => guard,
+            Err(error) => {
+                tracing::error!(%error, "eBPF ring buffer poll failed; events stop");
+                return;
             }
-            _ = tick.tick() => {
-                if !drain(ring.get_mut(), &events, &dropped) {
-                    return;
-                }
-            }
+        };
+        let open = drain(guard.get_inner_mut(), &events, &dropped);
+        guard.clear_ready();
+        if !open {
+            return;
         }
     }
 }

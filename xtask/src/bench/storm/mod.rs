@@ -4,7 +4,10 @@
 //! the storm (the programs' own cost without wakeups and event handling), and with
 //! hand-made reference programs on the same tracepoint (empty; + probe read; + per-CPU
 //! lookup; BTF-typed with a direct load) that split the eBPF cost into attachment and
-//! body. Rounds alternate their order (A B .. B A) to cancel drift; each arm's figure is
+//! body. The guardian arms run the shipped cron rule (300 MB, dry-run), so the storm's
+//! 256 MiB memhogs stay below every threshold as most processes on a host do; one more
+//! eBPF arm runs a rule at 1 MiB that matches nothing, so every step is reported: the
+//! worst case for events. Rounds alternate their order (A B .. B A) to cancel drift; each arm's figure is
 //! the per-round ratio to the bare run, for wall time and for CPU time.
 
 mod report;
@@ -48,7 +51,10 @@ pub struct StormOptions {
 enum Arm {
     Bare,
     Guardian(Source),
-    /// The guardian in eBPF mode, its process stopped (SIGSTOP) during the storm: the
+    /// The guardian in eBPF mode with a rule at 1 MiB (matching nothing): every RSS step
+    /// of every memhog is above the report floor and reaches userspace.
+    GuardianEveryStep,
+    /// As [`Arm::GuardianEveryStep`], its process stopped (SIGSTOP) during the storm: the
     /// programs run and fill the ring buffer, but nothing is woken or consumed. Splits
     /// the programs' own cost from the wakeups and the userspace work.
     GuardianPaused,
@@ -60,16 +66,18 @@ impl Arm {
         match self {
             Arm::Bare => "nothing attached".into(),
             Arm::Guardian(source) => format!("guardian {}", source.as_str()),
-            Arm::GuardianPaused => "guardian ebpf, userspace stopped".into(),
+            Arm::GuardianEveryStep => "guardian ebpf, every step reported".into(),
+            Arm::GuardianPaused => "guardian ebpf, every step, userspace stopped".into(),
             Arm::Reference(body) => body.label().into(),
         }
     }
 }
 
-const ARMS: [Arm; 8] = [
+const ARMS: [Arm; 9] = [
     Arm::Bare,
     Arm::Guardian(Source::Ebpf),
     Arm::Guardian(Source::Procfs),
+    Arm::GuardianEveryStep,
     Arm::GuardianPaused,
     Arm::Reference(Body::Empty),
     Arm::Reference(Body::ProbeRead),
@@ -205,6 +213,7 @@ fn short(arm: Arm) -> &'static str {
         Arm::Bare => "bare",
         Arm::Guardian(Source::Ebpf) => "ebpf",
         Arm::Guardian(Source::Procfs) => "procfs",
+        Arm::GuardianEveryStep => "ebpf-every-step",
         Arm::GuardianPaused => "ebpf-stopped",
         Arm::Reference(Body::Empty) => "empty",
         Arm::Reference(Body::ProbeRead) => "read",
@@ -213,19 +222,33 @@ fn short(arm: Arm) -> &'static str {
     }
 }
 
+/// A 1 s scan interval and one dry-run host rule at `threshold` (plus `extra` keys).
+fn rule_config(threshold: &str, extra: &str) -> String {
+    format!(
+        "{}[[rule]]\nname = \"storm\"\nthreshold = \"{threshold}\"\nscope = \"host\"\ndry_run = true\n{extra}",
+        base_config("1s")
+    )
+}
+
 fn set_up(bins: &Binaries, arm: Arm) -> anyhow::Result<Setup> {
     Ok(match arm {
         Arm::Bare => Setup::Nothing,
         Arm::Guardian(source) => Setup::Guardian(Guardian::start_niced(
             &bins.guardian,
             source,
-            &base_config("1s"),
+            &rule_config("300MB", ""),
+            STORM_NICE,
+        )?),
+        Arm::GuardianEveryStep => Setup::Guardian(Guardian::start_niced(
+            &bins.guardian,
+            Source::Ebpf,
+            &rule_config("1MiB", "match = { comm = [\"no-such-program\"] }\n"),
             STORM_NICE,
         )?),
         Arm::GuardianPaused => Setup::Paused(Guardian::start_niced(
             &bins.guardian,
             Source::Ebpf,
-            &base_config("1s"),
+            &rule_config("1MiB", "match = { comm = [\"no-such-program\"] }\n"),
             STORM_NICE,
         )?),
         Arm::Reference(body) => Setup::Probe {

@@ -39,7 +39,8 @@ pub(super) fn print_guardian_costs(times: &[Vec<Timing>]) {
     for (index, arm) in ARMS.iter().enumerate() {
         let name = match arm {
             Arm::Guardian(source) => source.as_str(),
-            Arm::GuardianPaused => "ebpf (stopped during the storm)",
+            Arm::GuardianEveryStep => "ebpf, every step reported",
+            Arm::GuardianPaused => "ebpf, every step (stopped during the storm)",
             _ => continue,
         };
         let cpu: Vec<f64> = times[index].iter().map(|t| t.guardian_cpu).collect();
@@ -96,7 +97,10 @@ pub(super) fn rows(
         let bare: Vec<f64> = times[0].iter().map(|t| figure.pick(t)).collect();
         let bare_stats = Stats::of(&bare).context("no bare storm measured")?;
         for (index, arm) in ARMS.iter().enumerate().skip(1) {
-            let is_guardian = matches!(arm, Arm::Guardian(_) | Arm::GuardianPaused);
+            let is_guardian = matches!(
+                arm,
+                Arm::Guardian(_) | Arm::GuardianEveryStep | Arm::GuardianPaused
+            );
             if figure == Figure::TotalCpu && !is_guardian {
                 continue;
             }
