@@ -230,6 +230,11 @@ fn rule_config(threshold: &str, extra: &str) -> String {
     )
 }
 
+/// A rule at 1 MiB that matches nothing: every RSS step is reported, nothing is due.
+fn every_step_config() -> String {
+    rule_config("1MiB", "match = { comm = [\"no-such-program\"] }\n")
+}
+
 fn set_up(bins: &Binaries, arm: Arm) -> anyhow::Result<Setup> {
     Ok(match arm {
         Arm::Bare => Setup::Nothing,
@@ -242,13 +247,13 @@ fn set_up(bins: &Binaries, arm: Arm) -> anyhow::Result<Setup> {
         Arm::GuardianEveryStep => Setup::Guardian(Guardian::start_niced(
             &bins.guardian,
             Source::Ebpf,
-            &rule_config("1MiB", "match = { comm = [\"no-such-program\"] }\n"),
+            &every_step_config(),
             STORM_NICE,
         )?),
         Arm::GuardianPaused => Setup::Paused(Guardian::start_niced(
             &bins.guardian,
             Source::Ebpf,
-            &rule_config("1MiB", "match = { comm = [\"no-such-program\"] }\n"),
+            &every_step_config(),
             STORM_NICE,
         )?),
         Arm::Reference(body) => Setup::Probe {
