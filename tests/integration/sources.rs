@@ -74,6 +74,40 @@ fn procfs_mode_tracks_rss_of_a_growing_process() {
     }
 }
 
+/// In eBPF mode a process at or above the lowest rule threshold is followed between
+/// refreshes: with the task-iterator refresh a minute away, its growth still reaches the
+/// API, from the kernel's RSS steps alone.
+#[test]
+fn ebpf_mode_follows_a_process_above_a_rule_threshold_between_refreshes() {
+    if !require(&[Needs::Root, Needs::Bpf]) {
+        return;
+    }
+    let name = marker("floor");
+    let config = format!(
+        "[daemon]\nscan_interval = \"60s\"\n[[rule]]\nname = \"watch\"\nthreshold = \"48MiB\"\n\
+         scope = \"host\"\ndry_run = true\nmatch = {{ cmdline = \"{name}\" }}\n"
+    );
+    let daemon = start("ebpf", &config);
+    let hog = spawn_hog(&name, &["--rss", "8", "--grow", "60", "--max", "120"]);
+    let pid = hog.pid();
+    let grown = wait_for(Duration::from_secs(30), || {
+        vm_rss(pid).filter(|rss| *rss >= 120 * MIB)
+    });
+    assert!(grown.is_some(), "memhog did not reach 120 MiB");
+    let mut last_seen = None;
+    let matched = wait_for(Duration::from_secs(10), || {
+        let truth = vm_rss(pid)?;
+        let seen = api_process(&daemon, pid)?["memory"]["rss"].as_u64()?;
+        last_seen = Some((seen, truth));
+        (seen.abs_diff(truth) <= MIB.max(truth / 50)).then_some(seen)
+    });
+    assert!(
+        matched.is_some(),
+        "API rss vs VmRSS (bytes): {last_seen:?}\n{}",
+        daemon.log()
+    );
+}
+
 /// A real OOM kill in a memory-limited cgroup is reported with its cgroup, scope and
 /// (from the tracepoint) the victim's pid, comm and RSS.
 fn reports_a_cgroup_oom_kill(source: &str) {
