@@ -29,6 +29,12 @@ fn start(source: &str, config: &str) -> Daemon {
     let daemon = Daemon::start(config, &["--source", source]);
     let status = daemon.get_json("/api/v1/status");
     assert_eq!(status["source"]["source"], source, "status: {status}");
+    let refresh = if source == "ebpf" {
+        "task-iterator"
+    } else {
+        "procfs"
+    };
+    assert_eq!(status["source"]["refresh"], refresh, "status: {status}");
     daemon
 }
 

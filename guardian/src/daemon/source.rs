@@ -105,6 +105,12 @@ pub fn start(config: &Config) -> Result<Started, SourceError> {
         fallback_reason,
         cgroup_layout: format!("{:?}", cgroups.layout()).to_lowercase(),
         memory_hierarchy: cgroups.memory_root().display().to_string(),
+        refresh: if ebpf.as_ref().is_some_and(EbpfHandle::has_snapshots) {
+            "task-iterator"
+        } else {
+            "procfs"
+        }
+        .to_string(),
     };
     tracing::info!(source = kind.as_str(), layout = %status.cgroup_layout, "memory source selected");
     Ok(Started { kind, status, ebpf })

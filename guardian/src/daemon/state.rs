@@ -47,6 +47,8 @@ pub struct SourceStatus {
     /// The cgroup layout detected at start ("v1", "v2", "hybrid").
     pub cgroup_layout: String,
     pub memory_hierarchy: String,
+    /// How every process is refreshed each tick: "task-iterator" (eBPF) or "procfs".
+    pub refresh: String,
 }
 
 /// Counters and histograms the pipeline updates and `/metrics` exports.

@@ -22,6 +22,7 @@ fn state() -> Arc<AppState> {
         fallback_reason: None,
         cgroup_layout: "v2".into(),
         memory_hierarchy: "/sys/fs/cgroup".into(),
+        refresh: "procfs".into(),
     };
     let state = Arc::new(AppState::new(
         Arc::new(Config::default()),

@@ -29,6 +29,7 @@ pub(super) fn status() -> SourceStatus {
         fallback_reason: Some("BPF \"load\" failed:\nEPERM \\ denied".into()),
         cgroup_layout: "hybrid".into(),
         memory_hierarchy: "v1".into(),
+        refresh: "procfs".into(),
     }
 }
 
