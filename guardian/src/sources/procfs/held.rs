@@ -215,8 +215,9 @@ pub(super) fn cap() -> usize {
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; the soft limit in force after. The
 /// soft limit is 1024 by default (for `select`, which nothing here uses) and systemd's
-/// hard one 524,288. Under the packaged unit `setrlimit` is filtered out (`~@resources`):
-/// the unit sets `LimitNOFILE=` instead and this only logs.
+/// hard one 524,288; the packaged unit sets both with `LimitNOFILE=`. (Its
+/// `~@resources` filter denies the `setrlimit` syscall, but glibc sets limits with
+/// `prlimit64`, which it allows.)
 fn raise_open_file_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
