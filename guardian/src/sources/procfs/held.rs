@@ -125,7 +125,9 @@ impl HeldStats {
                     }
                     return Ok(len);
                 }
-                Err(error) if out_of_descriptors(&error) => self.shrink(&error),
+                Err(error) if out_of_descriptors(&error) => {
+                    self.shrink(&error);
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -154,8 +156,11 @@ impl HeldStats {
 
     /// Out of descriptors (ours or the system's): hold `FD_RESERVE` fewer files from now
     /// on, and close the excess right away so the scan and the rest of the daemon can open
-    /// files again.
-    fn shrink(&mut self, error: &io::Error) {
+    /// files again. False if no file was held (closing none frees nothing).
+    pub(super) fn shrink(&mut self, error: &dyn std::fmt::Display) -> bool {
+        if self.files.is_empty() {
+            return false;
+        }
         let cap = self.files.len().saturating_sub(FD_RESERVE);
         warn!(
             %error,
@@ -170,6 +175,7 @@ impl HeldStats {
             keep = keep.saturating_sub(1);
             kept
         });
+        true
     }
 
     #[cfg(test)]
@@ -189,12 +195,18 @@ impl HeldStats {
     }
 
     #[cfg(test)]
+    pub(super) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    #[cfg(test)]
     pub(super) fn set_cap(&mut self, cap: usize) {
         self.cap = cap;
     }
 }
 
-fn out_of_descriptors(error: &io::Error) -> bool {
+/// EMFILE (this process) or ENFILE (the system) out of file descriptors.
+pub(super) fn out_of_descriptors(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 

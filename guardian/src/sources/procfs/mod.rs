@@ -67,6 +67,13 @@ pub enum ProcError {
     },
 }
 
+impl ProcError {
+    /// The process or the system ran out of file descriptors (EMFILE, ENFILE).
+    fn out_of_descriptors(&self) -> bool {
+        matches!(self, ProcError::Io { source, .. } if held::out_of_descriptors(source))
+    }
+}
+
 /// Reads processes and host memory from a procfs root ("/proc", or a fixture tree).
 #[derive(Debug)]
 pub struct ProcReader {

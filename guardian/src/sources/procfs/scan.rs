@@ -186,8 +186,26 @@ impl ProcReader {
     }
 
     /// Reads `stat` of `pid` (through its held file when there is one) and decides:
-    /// refresh a process `known` has, or read it in full.
+    /// refresh a process `known` has, or read it in full. Out of descriptors anywhere in
+    /// that (a full read opens two files at once), it closes held files and tries once
+    /// more: the held files must never cost a process.
     fn look(
+        &self,
+        pid: i32,
+        known: &Model,
+        scan: u64,
+        held: &mut HeldStats,
+        buf: &mut Vec<u8>,
+    ) -> Result<Seen, ProcError> {
+        match self.look_once(pid, known, scan, held, buf) {
+            Err(error) if error.out_of_descriptors() && held.shrink(&error) => {
+                self.look_once(pid, known, scan, held, buf)
+            }
+            seen => seen,
+        }
+    }
+
+    fn look_once(
         &self,
         pid: i32,
         known: &Model,

@@ -649,3 +649,51 @@ fn held_files_are_closed_when_scans_come_far_apart() {
     assert_eq!(report.processes.len(), 7);
     assert_eq!(held_count(&reader), 7, "scans close together hold again");
 }
+
+/// Set in the copy of the test binary that `out_of_descriptors_...` runs under a low
+/// open-file limit: the pids of the sleepers it must find.
+const LOW_NOFILE_PIDS: &str = "GUARDIAN_TEST_LOW_NOFILE_PIDS";
+
+#[test]
+fn out_of_descriptors_a_scan_falls_back_without_losing_a_process() {
+    if let Ok(pids) = std::env::var(LOW_NOFILE_PIDS) {
+        // The re-executed copy, with 64 descriptors at most: holding a file for every
+        // process runs into EMFILE, and the scan must go on the old way.
+        let reader = ProcReader::new("/proc").expect("/proc");
+        reader.held_stats.lock().expect("held").set_cap(usize::MAX);
+        let mut model = Model::default();
+        for _ in 0..3 {
+            let summary = reader.scan_into(&mut model);
+            assert_eq!(summary.errors, 0, "{summary:?}");
+        }
+        for pid in pids.split(',').map(|pid| pid.parse::<i32>().expect("pid")) {
+            assert!(model.process_by_pid(pid).is_some(), "{pid} lost");
+        }
+        let held = reader.held_stats.lock().expect("held");
+        assert!(held.cap() < 64, "EMFILE lowered the cap to {}", held.cap());
+        assert!(held.len() <= held.cap());
+        return;
+    }
+    let _host = host_scan();
+    let children: Vec<Sleeper> = (0..100).map(|_| Sleeper::spawn()).collect();
+    for child in &children {
+        wait_for_comm(child.pid(), "sleep");
+    }
+    let pids: Vec<String> = children.iter().map(|c| c.pid().to_string()).collect();
+    let name =
+        "sources::procfs::tests::out_of_descriptors_a_scan_falls_back_without_losing_a_process";
+    let output = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" --exact \"$1\" --test-threads=1")
+        .arg(std::env::current_exe().expect("test binary"))
+        .arg(name)
+        .env(LOW_NOFILE_PIDS, pids.join(","))
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
