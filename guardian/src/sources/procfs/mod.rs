@@ -15,7 +15,7 @@
 //! with `pread` (4.2 us; it is pinned to its process, so a reused pid reads as gone,
 //! never as the new process; `held` says what it costs in kernel memory and how many
 //! are kept). At 10,600 processes here a scan costs 6.8 us of CPU per process (10.3
-//! without held files), and the daemon's scan 7.8 us in `cargo xtask bench`, below its
+//! without held files), and the daemon's scan about 8 us in `cargo xtask bench`, below its
 //! floor of 9.5 (list /proc, open and read each `stat`, nothing else). Parsing is
 //! hand-rolled on bytes rather than the `procfs` crate: its `Process::new(pid)?.stat()`
 //! measured 11.2 us per process against 8.6 for the same read and parse here, and its
