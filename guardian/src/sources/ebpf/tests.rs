@@ -161,6 +161,19 @@ fn task_snapshot_matches_proc_for_this_process_and_a_child() {
     );
     let child_pid = child.0.id() as i32;
     let proc = crate::sources::procfs::ProcReader::new("/proc").expect("proc");
+    // Compare a settled child: exec'd, its RSS the same in two reads.
+    let mut last = None;
+    for _ in 0..100 {
+        let now = proc
+            .read_process(child_pid)
+            .expect("read")
+            .map(|process| (process.comm, process.memory.rss));
+        if now.as_ref().is_some_and(|(comm, _)| comm == "sleep") && now == last {
+            break;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut sightings = Vec::new();
     source
         .snapshot_tasks(proc.clock_ticks(), 4096, &mut sightings)
