@@ -13,7 +13,7 @@ pub enum EventKind {
     Rss = 1,
     /// The OOM killer chose a victim: [`OomEvent`].
     Oom = 2,
-    /// A task was forked: [`ProcEvent`] (userspace drops threads).
+    /// A process was forked: [`ProcEvent`] (new threads are not reported).
     Fork = 3,
     /// A process called exec: [`ProcEvent`].
     Exec = 4,
@@ -133,68 +133,61 @@ pub const EVENTS_MAP: &str = "EVENTS";
 /// Ring buffer size in bytes (a power of two, multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 20;
 
-/// Globals userspace sets before loading (`EbpfLoader::set_global`): kernel struct
-/// offsets read from BTF and the guardian's own tgid. Names of the `static`s.
-pub mod globals {
-    /// `offsetof(struct mm_struct, rss_stat[MM_FILEPAGES].count)`.
-    pub const MM_FILE_COUNT_OFFSET: &str = "MM_FILE_COUNT_OFFSET";
-    /// `offsetof(struct mm_struct, rss_stat[MM_ANONPAGES].count)`.
-    pub const MM_ANON_COUNT_OFFSET: &str = "MM_ANON_COUNT_OFFSET";
-    /// `offsetof(struct mm_struct, rss_stat[MM_SHMEMPAGES].count)`.
-    pub const MM_SHMEM_COUNT_OFFSET: &str = "MM_SHMEM_COUNT_OFFSET";
-    /// `offsetof(struct mm_struct, rss_stat[MM_SWAPENTS].count)`.
-    pub const MM_SWAP_COUNT_OFFSET: &str = "MM_SWAP_COUNT_OFFSET";
-    /// `offsetof(struct task_struct, mm)`: to keep only changes to the current task's mm.
-    pub const TASK_MM_OFFSET: &str = "TASK_MM_OFFSET";
-    /// `task_struct` fields the task iterator reads: `pid`, `tgid`, `flags`,
-    /// `start_boottime`, `real_parent`, `cred`, `comm`; and `cred.uid`.
-    pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
-    pub const TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
-    pub const TASK_FLAGS_OFFSET: &str = "TASK_FLAGS_OFFSET";
-    pub const TASK_START_BOOTTIME_OFFSET: &str = "TASK_START_BOOTTIME_OFFSET";
-    pub const TASK_REAL_PARENT_OFFSET: &str = "TASK_REAL_PARENT_OFFSET";
-    pub const TASK_CRED_OFFSET: &str = "TASK_CRED_OFFSET";
-    pub const TASK_COMM_OFFSET: &str = "TASK_COMM_OFFSET";
-    pub const CRED_UID_OFFSET: &str = "CRED_UID_OFFSET";
-    /// The guardian's own tgid, whose events are dropped in the kernel.
-    pub const SELF_TGID: &str = "SELF_TGID";
+/// The one global userspace sets before loading (`EbpfLoader::override_global`), named
+/// [`LAYOUT_GLOBAL`]: kernel struct offsets read from BTF, so one object works across
+/// kernel builds, plus who the guardian is. It lives in frozen read-only data, so the
+/// verifier knows every field as a constant: that is what lets the programs load fields
+/// straight from BTF-typed pointers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelLayout {
+    /// `offsetof(struct mm_struct, rss_stat[member].count)`, indexed by `MM_*`.
+    pub mm_count: [u64; 4],
+    /// `offsetof(struct mm_struct, total_vm)`.
+    pub mm_total_vm: u64,
+    /// `task_struct` members.
+    pub task_mm: u64,
+    pub task_pid: u64,
+    pub task_tgid: u64,
+    pub task_flags: u64,
+    pub task_start_boottime: u64,
+    pub task_real_parent: u64,
+    pub task_group_leader: u64,
+    pub task_thread_pid: u64,
+    pub task_cred: u64,
+    pub task_signal: u64,
+    pub task_comm: u64,
+    /// `offsetof(struct cred, uid)`.
+    pub cred_uid: u64,
+    /// `offsetof(struct signal_struct, oom_score_adj)`.
+    pub signal_oom_score_adj: u64,
+    /// `offsetof(struct pid, level)` and `offsetof(struct pid, numbers)`.
+    pub pid_level: u64,
+    pub pid_numbers: u64,
+    /// `sizeof(struct upid)`, `offsetof(struct upid, nr)`, `offsetof(struct upid, ns)`.
+    pub upid_size: u64,
+    pub upid_nr: u64,
+    pub upid_ns: u64,
+    /// `offsetof(struct pid_namespace, ns.inum)`.
+    pub pid_ns_inum: u64,
+    /// The inode number of the guardian's PID namespace (`/proc/self/ns/pid`): pids are
+    /// reported as that namespace numbers them, and tasks it cannot see are left out.
+    pub own_pid_ns_inum: u64,
+    /// The guardian's own pid (in its namespace), whose RSS steps are dropped.
+    pub self_tgid: u64,
+    /// The page size in KiB (OOM records are in KiB, counters in pages).
+    pub page_kb: u64,
 }
 
-/// Field offsets of the classic tracepoints the programs read, as this crate's programs
-/// assume them. Userspace checks each against the event's `format` file before loading
-/// and refuses the eBPF source with a clear reason when a kernel lays them out otherwise.
-pub mod tracepoint_fields {
-    /// `(event, field, offset, size)` for every field read in the kernel.
-    pub const EXPECTED: &[(&str, &str, usize, usize)] = &[
-        ("oom/mark_victim", "pid", MARK_VICTIM_PID, 4),
-        ("oom/mark_victim", "comm", MARK_VICTIM_COMM_LOC, 4),
-        ("oom/mark_victim", "total_vm", MARK_VICTIM_TOTAL_VM, 8),
-        ("oom/mark_victim", "anon_rss", MARK_VICTIM_ANON_RSS, 8),
-        ("oom/mark_victim", "file_rss", MARK_VICTIM_FILE_RSS, 8),
-        ("oom/mark_victim", "shmem_rss", MARK_VICTIM_SHMEM_RSS, 8),
-        ("oom/mark_victim", "uid", MARK_VICTIM_UID, 4),
-        (
-            "oom/mark_victim",
-            "oom_score_adj",
-            MARK_VICTIM_OOM_SCORE_ADJ,
-            2,
-        ),
-        ("sched/sched_process_fork", "parent_pid", FORK_PARENT_PID, 4),
-        ("sched/sched_process_fork", "child_pid", FORK_CHILD_PID, 4),
-        ("sched/sched_process_exec", "pid", EXEC_PID, 4),
-    ];
-    pub const MARK_VICTIM_PID: usize = 8;
-    pub const MARK_VICTIM_COMM_LOC: usize = 12;
-    pub const MARK_VICTIM_TOTAL_VM: usize = 16;
-    pub const MARK_VICTIM_ANON_RSS: usize = 24;
-    pub const MARK_VICTIM_FILE_RSS: usize = 32;
-    pub const MARK_VICTIM_SHMEM_RSS: usize = 40;
-    pub const MARK_VICTIM_UID: usize = 48;
-    pub const MARK_VICTIM_OOM_SCORE_ADJ: usize = 64;
-    pub const FORK_PARENT_PID: usize = 12;
-    pub const FORK_CHILD_PID: usize = 20;
-    pub const EXEC_PID: usize = 12;
-}
+/// `PROC_PID_INIT_INO`: the inode number of the initial PID namespace. A guardian there
+/// sees every task under its global pid, with no translation.
+pub const INIT_PID_NS_INUM: u64 = 0xEFFF_FFFC;
+
+/// Deepest PID namespace level the programs translate pids at (the kernel allows 32).
+pub const MAX_PID_NS_LEVEL: u64 = 32;
+
+/// Name of the [`KernelLayout`] global in the object.
+pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 
 #[cfg(feature = "user")]
 mod pod {
@@ -205,4 +198,5 @@ mod pod {
     unsafe impl aya::Pod for super::OomEvent {}
     unsafe impl aya::Pod for super::ProcEvent {}
     unsafe impl aya::Pod for super::TaskRecord {}
+    unsafe impl aya::Pod for super::KernelLayout {}
 }

@@ -1,55 +1,30 @@
 //! The programs. Each entry point only calls its `try_*` function; the page-fault path
 //! (`rss_stat`) filters first and touches a shared map only when a counter crosses a
-//! reporting step.
+//! reporting step. Every program is a BTF tracepoint (or the task iterator): task and
+//! mm pointers come typed, fields are loaded at offsets read from BTF, and no tracefs is
+//! needed. Pids are reported as the guardian's own PID namespace numbers them.
 
 use core::ptr::read_volatile;
 
 use aya_ebpf::{
-    EbpfContext as _,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_kernel,
     },
-    macros::{btf_tracepoint, map, tracepoint},
+    macros::{btf_tracepoint, map},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
-    programs::{BtfTracePointContext, TracePointContext},
+    programs::BtfTracePointContext,
 };
 use guardian_ebpf::{
-    EVENTS_BYTES, EventHeader, EventKind, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, OomEvent,
-    ProcEvent, RSS_STEP_SHIFT, RssEvent, TaskRecord, tracepoint_fields as tf,
+    EVENTS_BYTES, EventHeader, EventKind, INIT_PID_NS_INUM, KernelLayout, MAX_PID_NS_LEVEL,
+    MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, OomEvent, ProcEvent, RSS_STEP_SHIFT, RssEvent,
+    TaskRecord,
 };
 
-// Set by userspace with `EbpfLoader::override_global` (see guardian_ebpf::globals). They
-// live in frozen read-only data, so the verifier knows them as constants: that is what
-// lets `rss_stat` load a counter straight from its BTF-typed `mm` pointer.
+/// Set by userspace with `EbpfLoader::override_global` (see guardian_ebpf::KernelLayout).
+/// It lives in frozen read-only data, so the verifier knows each field as a constant.
 #[unsafe(no_mangle)]
-static MM_FILE_COUNT_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static MM_ANON_COUNT_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static MM_SHMEM_COUNT_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static MM_SWAP_COUNT_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_MM_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_PID_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_TGID_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_FLAGS_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_START_BOOTTIME_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_REAL_PARENT_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_CRED_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static TASK_COMM_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static CRED_UID_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static SELF_TGID: u32 = 0;
+static LAYOUT: KernelLayout = unsafe { core::mem::zeroed() };
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -81,10 +56,78 @@ static REPORT_FLOOR: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static REPORTED: LruHashMap<u64, [i64; 4]> = LruHashMap::with_max_entries(32768, 0);
 
-fn global_u64(value: &'static u64) -> u64 {
+/// A field of [`LAYOUT`].
+fn layout(field: &'static u64) -> u64 {
     // SAFETY: a plain read of a global the loader rewrote; volatile keeps the compiler
     // from folding the compile-time zero.
-    unsafe { read_volatile(value) }
+    unsafe { read_volatile(field) }
+}
+
+/// Loads a field at a BTF-checked offset of a kernel object the verifier types.
+///
+/// # Safety
+/// `base` must be a BTF-typed kernel pointer and `offset` a member's offset read from
+/// BTF, so the verifier checks the access and the kernel makes it fault-safe.
+unsafe fn field<T: Copy>(base: *const u8, offset: u64) -> T {
+    unsafe { read_volatile(base.add(offset as usize).cast::<T>()) }
+}
+
+/// A fault-safe read of a kernel address that is not BTF-typed.
+fn probe<T: Copy>(address: u64) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel copes with any address.
+    unsafe { bpf_probe_read_kernel(address as *const T).ok() }
+}
+
+/// The tgid of the process of `task` (an address) as the guardian's PID namespace
+/// numbers it, `global` being its tgid in the initial namespace; `None` when the
+/// guardian cannot see it. In the initial namespace that is `global` itself; otherwise
+/// the group leader's pid is looked up at the level where the namespace is the
+/// guardian's.
+fn visible_tgid(task: u64, global: u32) -> Option<u32> {
+    let own = layout(&LAYOUT.own_pid_ns_inum);
+    if own == INIT_PID_NS_INUM {
+        return Some(global);
+    }
+    let leader: u64 = probe(task + layout(&LAYOUT.task_group_leader))?;
+    let pid: u64 = probe(leader + layout(&LAYOUT.task_thread_pid))?;
+    let level: u32 = probe(pid + layout(&LAYOUT.pid_level))?;
+    let numbers = pid + layout(&LAYOUT.pid_numbers);
+    let size = layout(&LAYOUT.upid_size);
+    for at in 0..MAX_PID_NS_LEVEL {
+        if at > u64::from(level) {
+            break;
+        }
+        let upid = numbers + at * size;
+        let ns: u64 = probe(upid + layout(&LAYOUT.upid_ns))?;
+        let inum: u32 = probe(ns + layout(&LAYOUT.pid_ns_inum))?;
+        if u64::from(inum) == own {
+            return probe::<i32>(upid + layout(&LAYOUT.upid_nr)).map(|nr| nr as u32);
+        }
+    }
+    None
+}
+
+/// `visible_tgid` of a BTF-typed task.
+fn visible_tgid_of(task: *const u8) -> Option<u32> {
+    // SAFETY: `task` is BTF-typed; the offset comes from BTF.
+    let global: i32 = unsafe { field(task, layout(&LAYOUT.task_tgid)) };
+    visible_tgid(task as u64, global as u32)
+}
+
+/// `visible_tgid` of the current task.
+fn current_visible_tgid() -> Option<u32> {
+    let global = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: helper without preconditions.
+    visible_tgid(unsafe { bpf_get_current_task() }, global)
+}
+
+/// Whether a BTF-typed task is a thread-group leader (a process, not a thread).
+fn is_leader(task: *const u8) -> bool {
+    // SAFETY: `task` is BTF-typed; the offsets come from BTF.
+    unsafe {
+        field::<i32>(task, layout(&LAYOUT.task_pid))
+            == field::<i32>(task, layout(&LAYOUT.task_tgid))
+    }
 }
 
 fn header(kind: EventKind, tgid: u32) -> EventHeader {
@@ -116,10 +159,6 @@ fn emit<T: 'static>(event: T) {
     }
 }
 
-fn current_tgid() -> u32 {
-    (bpf_get_current_pid_tgid() >> 32) as u32
-}
-
 #[btf_tracepoint(function = "rss_stat")]
 pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
     match try_rss_stat(&ctx) {
@@ -131,60 +170,56 @@ pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
 /// `TP_PROTO(struct mm_struct *mm, int member)`, BTF-typed: `mm` may be read directly.
 fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<(), i32> {
     let member: u64 = ctx.arg(1);
-    // A constant index and offset per arm keep the verifier happy; swap entries are not
-    // RSS.
+    // A constant index per arm keeps the verifier happy; swap entries are not RSS.
     let (index, offset) = match member as u32 {
-        MM_FILEPAGES => (0usize, global_u64(&MM_FILE_COUNT_OFFSET)),
-        MM_ANONPAGES => (1, global_u64(&MM_ANON_COUNT_OFFSET)),
-        MM_SHMEMPAGES => (3, global_u64(&MM_SHMEM_COUNT_OFFSET)),
+        MM_FILEPAGES => (0usize, layout(&LAYOUT.mm_count[0])),
+        MM_ANONPAGES => (1, layout(&LAYOUT.mm_count[1])),
+        MM_SHMEMPAGES => (3, layout(&LAYOUT.mm_count[3])),
         _ => return Ok(()),
     };
     let mm: *const u8 = ctx.arg(0);
     // SAFETY: `mm` is the tracepoint's BTF-typed mm_struct and `offset` one of its
-    // rss_stat counters (read from BTF); the verifier checks the access against BTF and
-    // the kernel makes it fault-safe.
-    let pages: i64 = unsafe { core::ptr::read_volatile(mm.add(offset as usize).cast::<i64>()) };
+    // rss_stat counters (read from BTF).
+    let pages: i64 = unsafe { field(mm, offset) };
     let bucket = pages >> RSS_STEP_SHIFT;
-    let mm_ptr = mm;
-    let mm = mm as u64;
 
     let cache = RSS_CACHE.get_ptr_mut(0).ok_or(0)?;
     // SAFETY: per-CPU slot, no concurrent writer on this CPU (programs do not nest here).
     unsafe {
-        if (*cache).mm == mm && (*cache).bucket[index] == bucket {
+        if (*cache).mm == mm as u64 && (*cache).bucket[index] == bucket {
             return Ok(());
         }
-        if (*cache).mm != mm {
-            (*cache).mm = mm;
+        if (*cache).mm != mm as u64 {
+            (*cache).mm = mm as u64;
             (*cache).bucket = [i64::MIN; 4];
         }
         (*cache).bucket[index] = bucket;
     }
-    report_rss(mm_ptr, index, member as u32, pages)
+    report_rss(mm, index, member as u32, pages)
 }
 
 /// The slow path: at most once per step crossing per CPU.
 fn report_rss(mm_ptr: *const u8, index: usize, member: u32, pages: i64) -> Result<(), i32> {
     let mm = mm_ptr as u64;
-    // Only the current task's own mm: then the current tgid names the owner.
-    // SAFETY: probe reads fault-safely.
+    // Only the current task's own mm: then the current process owns it.
+    // SAFETY: helper without preconditions.
     let task = unsafe { bpf_get_current_task() };
-    let current_mm: u64 =
-        unsafe { bpf_probe_read_kernel((task + global_u64(&TASK_MM_OFFSET)) as *const u64)? };
+    let current_mm: u64 = probe(task + layout(&LAYOUT.task_mm)).ok_or(0)?;
     if current_mm != mm {
         return Ok(());
     }
-    let tgid = current_tgid();
-    // SAFETY: plain read of a loader-set global.
-    if tgid == unsafe { read_volatile(&SELF_TGID) } {
+    let Some(tgid) = current_visible_tgid() else {
+        return Ok(());
+    };
+    if u64::from(tgid) == layout(&LAYOUT.self_tgid) {
         return Ok(());
     }
     let floor = REPORT_FLOOR.get(0).map_or(0, |floor| *floor as i64);
     // SAFETY: `mm_ptr` is the tracepoint's BTF-typed mm and the offsets come from BTF.
     let rss: i64 = unsafe {
-        field::<i64>(mm_ptr, &MM_FILE_COUNT_OFFSET)
-            + field::<i64>(mm_ptr, &MM_ANON_COUNT_OFFSET)
-            + field::<i64>(mm_ptr, &MM_SHMEM_COUNT_OFFSET)
+        field::<i64>(mm_ptr, layout(&LAYOUT.mm_count[0]))
+            + field::<i64>(mm_ptr, layout(&LAYOUT.mm_count[1]))
+            + field::<i64>(mm_ptr, layout(&LAYOUT.mm_count[3]))
     };
     match REPORTED.get_ptr_mut(&mm) {
         Some(last) => {
@@ -213,74 +248,87 @@ fn report_rss(mm_ptr: *const u8, index: usize, member: u32, pages: i64) -> Resul
     Ok(())
 }
 
-#[tracepoint(category = "oom", name = "mark_victim")]
-pub fn mark_victim(ctx: TracePointContext) -> i32 {
-    match try_mark_victim(&ctx) {
-        Ok(()) => 0,
-        Err(_) => 1,
-    }
-}
-
-fn try_mark_victim(ctx: &TracePointContext) -> Result<(), i32> {
-    // SAFETY: offsets checked against the event's format file by userspace.
-    let (pid, uid, adj, total_vm, anon, file, shmem, comm_loc) = unsafe {
+/// `TP_PROTO(struct task_struct *task, uid_t uid)`: the OOM killer chose `task`.
+#[btf_tracepoint(function = "mark_victim")]
+pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg(0);
+    let uid: u64 = ctx.arg(1);
+    // A victim the guardian's namespace cannot see is still an OOM kill: pid 0.
+    let pid = visible_tgid_of(task).unwrap_or(0);
+    let page_kb = layout(&LAYOUT.page_kb);
+    // SAFETY: `task` is BTF-typed; every offset comes from BTF; loads through the
+    // pointers read from it are fault-safe.
+    let (comm, mm, signal) = unsafe {
         (
-            ctx.read_at::<i32>(tf::MARK_VICTIM_PID)?,
-            ctx.read_at::<u32>(tf::MARK_VICTIM_UID)?,
-            ctx.read_at::<i16>(tf::MARK_VICTIM_OOM_SCORE_ADJ)?,
-            ctx.read_at::<u64>(tf::MARK_VICTIM_TOTAL_VM)?,
-            ctx.read_at::<u64>(tf::MARK_VICTIM_ANON_RSS)?,
-            ctx.read_at::<u64>(tf::MARK_VICTIM_FILE_RSS)?,
-            ctx.read_at::<u64>(tf::MARK_VICTIM_SHMEM_RSS)?,
-            ctx.read_at::<u32>(tf::MARK_VICTIM_COMM_LOC)?,
+            field::<[u64; 2]>(task, layout(&LAYOUT.task_comm)),
+            field::<*const u8>(task, layout(&LAYOUT.task_mm)),
+            field::<*const u8>(task, layout(&LAYOUT.task_signal)),
         )
     };
-    aya_log_ebpf::info!(ctx, "OOM victim pid {} anon_rss {} kB", pid, anon);
-    let mut comm = [0u8; 16];
-    // __data_loc: low 16 bits are the string's offset in the record.
-    let comm_ptr = (ctx.as_ptr() as *const u8).wrapping_add((comm_loc & 0xffff) as usize);
-    // SAFETY: probe reads fault-safely and stops at the buffer's end.
-    let _ = unsafe { bpf_probe_read_kernel_str_bytes(comm_ptr, &mut comm) };
+    let counter = |member: usize| -> u64 {
+        if mm.is_null() {
+            return 0;
+        }
+        // SAFETY: as above.
+        let pages: i64 = unsafe { field(mm, layout(&LAYOUT.mm_count[member])) };
+        u64::try_from(pages).unwrap_or(0) * page_kb
+    };
+    let (anon, file, shmem) = (counter(1), counter(0), counter(3));
+    let total_vm = if mm.is_null() {
+        0
+    } else {
+        // SAFETY: as above.
+        unsafe { field::<u64>(mm, layout(&LAYOUT.mm_total_vm)) * page_kb }
+    };
+    let oom_score_adj = if signal.is_null() {
+        0
+    } else {
+        // SAFETY: as above.
+        i32::from(unsafe { field::<i16>(signal, layout(&LAYOUT.signal_oom_score_adj)) })
+    };
+    aya_log_ebpf::info!(&ctx, "OOM victim pid {} anon_rss {} kB", pid, anon);
     emit(OomEvent {
-        header: header(EventKind::Oom, pid as u32),
-        uid,
-        trigger_tgid: current_tgid(),
+        header: header(EventKind::Oom, pid),
+        uid: uid as u32,
+        trigger_tgid: current_visible_tgid().unwrap_or(0),
         total_vm_kb: total_vm,
         anon_rss_kb: anon,
         file_rss_kb: file,
         shmem_rss_kb: shmem,
-        oom_score_adj: i32::from(adj),
+        oom_score_adj,
         _pad: 0,
-        comm,
+        // SAFETY: same size, any bits valid.
+        comm: unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(comm) },
     });
-    Ok(())
+    0
 }
 
-#[tracepoint(category = "sched", name = "sched_process_fork")]
-pub fn process_fork(ctx: TracePointContext) -> i32 {
-    // SAFETY: offsets checked against the event's format file by userspace.
-    let fields = unsafe {
-        (
-            ctx.read_at::<i32>(tf::FORK_PARENT_PID),
-            ctx.read_at::<i32>(tf::FORK_CHILD_PID),
-        )
-    };
-    if let (Ok(parent), Ok(child)) = fields {
+/// `TP_PROTO(struct task_struct *parent, struct task_struct *child)`.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
+    let parent: *const u8 = ctx.arg(0);
+    let child: *const u8 = ctx.arg(1);
+    // A new thread is not a new process.
+    if !is_leader(child) {
+        return 0;
+    }
+    if let Some(pid) = visible_tgid_of(child) {
         emit(ProcEvent {
-            header: header(EventKind::Fork, child as u32),
-            parent_tgid: parent as u32,
+            header: header(EventKind::Fork, pid),
+            parent_tgid: visible_tgid_of(parent).unwrap_or(0),
             _pad: 0,
         });
     }
     0
 }
 
-#[tracepoint(category = "sched", name = "sched_process_exec")]
-pub fn process_exec(ctx: TracePointContext) -> i32 {
-    // SAFETY: offset checked against the event's format file by userspace.
-    if let Ok(pid) = unsafe { ctx.read_at::<i32>(tf::EXEC_PID) } {
+/// `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg(0);
+    if let Some(pid) = visible_tgid_of(task) {
         emit(ProcEvent {
-            header: header(EventKind::Exec, pid as u32),
+            header: header(EventKind::Exec, pid),
             parent_tgid: 0,
             _pad: 0,
         });
@@ -288,27 +336,28 @@ pub fn process_exec(ctx: TracePointContext) -> i32 {
     0
 }
 
-#[tracepoint(category = "sched", name = "sched_process_exit")]
-pub fn process_exit(_ctx: TracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    // Threads exit too; only the group leader's exit ends the process.
-    if tgid != pid_tgid as u32 {
+/// `TP_PROTO(struct task_struct *p, bool group_dead)`: the process ends with its last
+/// thread.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg(0);
+    let group_dead: u64 = ctx.arg(1);
+    if group_dead & 0xff == 0 {
         return 0;
     }
     // Forget the mm's reported values so a recycled mm address starts afresh.
-    // SAFETY: probe reads fault-safely.
-    let task = unsafe { bpf_get_current_task() };
-    if let Ok(mm) =
-        unsafe { bpf_probe_read_kernel((task + global_u64(&TASK_MM_OFFSET)) as *const u64) }
-    {
+    // SAFETY: `task` is BTF-typed; the offset comes from BTF.
+    let mm: u64 = unsafe { field::<u64>(task, layout(&LAYOUT.task_mm)) };
+    if mm != 0 {
         let _ = REPORTED.remove(&mm);
     }
-    emit(ProcEvent {
-        header: header(EventKind::Exit, tgid),
-        parent_tgid: 0,
-        _pad: 0,
-    });
+    if let Some(pid) = visible_tgid_of(task) {
+        emit(ProcEvent {
+            header: header(EventKind::Exit, pid),
+            parent_tgid: 0,
+            _pad: 0,
+        });
+    }
     0
 }
 
@@ -328,15 +377,6 @@ pub struct IterTaskContext {
     task: *const u8,
 }
 
-/// Loads a field at a BTF-checked offset of a kernel object the verifier types.
-///
-/// # Safety
-/// `base` must be a BTF-typed kernel pointer and `offset` a member's offset read from
-/// BTF, so the verifier checks the access and the kernel makes it fault-safe.
-unsafe fn field<T: Copy>(base: *const u8, offset: &'static u64) -> T {
-    unsafe { read_volatile(base.add(global_u64(offset) as usize).cast::<T>()) }
-}
-
 /// The task iterator: one [`TaskRecord`] per thread-group leader, written to the
 /// iterator's seq_file. Runs only when userspace reads a snapshot, never on an event.
 #[unsafe(no_mangle)]
@@ -346,42 +386,43 @@ pub extern "C" fn task_snapshot(ctx: *const IterTaskContext) -> i32 {
     // and every other pointer load is BTF-typed and fault-safe.
     unsafe {
         let task = read_volatile(&(*ctx).task);
-        if task.is_null() {
+        if task.is_null() || !is_leader(task) {
             return 0;
         }
-        let tgid: i32 = field(task, &TASK_TGID_OFFSET);
-        if field::<i32>(task, &TASK_PID_OFFSET) != tgid {
+        let Some(tgid) = visible_tgid_of(task) else {
             return 0;
-        }
-        let mm: *const u8 = field(task, &TASK_MM_OFFSET);
+        };
+        let mm: *const u8 = field(task, layout(&LAYOUT.task_mm));
         let mut pages = [0i64; 4];
         if !mm.is_null() {
             pages = [
-                field(mm, &MM_FILE_COUNT_OFFSET),
-                field(mm, &MM_ANON_COUNT_OFFSET),
-                field(mm, &MM_SWAP_COUNT_OFFSET),
-                field(mm, &MM_SHMEM_COUNT_OFFSET),
+                field(mm, layout(&LAYOUT.mm_count[0])),
+                field(mm, layout(&LAYOUT.mm_count[1])),
+                field(mm, layout(&LAYOUT.mm_count[2])),
+                field(mm, layout(&LAYOUT.mm_count[3])),
             ];
         }
-        let parent: *const u8 = field(task, &TASK_REAL_PARENT_OFFSET);
-        let cred: *const u8 = field(task, &TASK_CRED_OFFSET);
-        let comm: [u64; 2] = field(task, &TASK_COMM_OFFSET);
+        let parent: *const u8 = field(task, layout(&LAYOUT.task_real_parent));
+        let cred: *const u8 = field(task, layout(&LAYOUT.task_cred));
         let record = TaskRecord {
-            tgid: tgid as u32,
+            tgid,
             ppid: if parent.is_null() {
                 0
             } else {
-                field::<i32>(parent, &TASK_TGID_OFFSET) as u32
+                visible_tgid_of(parent).unwrap_or(0)
             },
             uid: if cred.is_null() {
                 0
             } else {
-                field(cred, &CRED_UID_OFFSET)
+                field(cred, layout(&LAYOUT.cred_uid))
             },
-            flags: field(task, &TASK_FLAGS_OFFSET),
-            start_boottime_ns: field(task, &TASK_START_BOOTTIME_OFFSET),
+            flags: field(task, layout(&LAYOUT.task_flags)),
+            start_boottime_ns: field(task, layout(&LAYOUT.task_start_boottime)),
             pages,
-            comm: core::mem::transmute::<[u64; 2], [u8; 16]>(comm),
+            comm: core::mem::transmute::<[u64; 2], [u8; 16]>(field(
+                task,
+                layout(&LAYOUT.task_comm),
+            )),
         };
         let meta = read_volatile(&(*ctx).meta);
         let seq = read_volatile(&(*meta).seq);

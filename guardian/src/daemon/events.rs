@@ -127,7 +127,8 @@ fn oom_event(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         unix_time: now.unix_timestamp_nanos() as f64 / 1e9,
-        pid: Some(pid),
+        // 0: a victim outside the guardian's PID namespace.
+        pid: (pid > 0).then_some(pid),
         comm: Some(String::from_utf8_lossy(&victim.comm[..comm_len]).into_owned()),
         uid: Some(victim.uid),
         cgroup,

@@ -1,9 +1,10 @@
-//! Kernel struct offsets the `rss_stat` and `task_snapshot` programs need, read from the running kernel's BTF
+//! Kernel struct offsets the programs need, read from the running kernel's BTF
 //! (`/sys/kernel/btf/vmlinux`) so one object works across kernel builds.
 
 use std::path::{Path, PathBuf};
 
 use btf_rs::{Btf, Type};
+use guardian_ebpf::KernelLayout;
 
 /// Why the offsets could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -14,74 +15,58 @@ pub enum BtfError {
     Missing { what: String },
 }
 
-/// The offsets handed to the program as globals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelOffsets {
-    /// `rss_stat[member].count` within `mm_struct`, for file, anon and shmem pages.
-    pub mm_file_count: u64,
-    pub mm_anon_count: u64,
-    pub mm_shmem_count: u64,
-    pub mm_swap_count: u64,
-    pub task_mm: u64,
-    /// The `task_struct` and `cred` members the task iterator reads.
-    pub task: TaskOffsets,
-}
-
-/// Offsets of the `task_struct` members (and `cred.uid`) the task iterator reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TaskOffsets {
-    pub pid: u64,
-    pub tgid: u64,
-    pub flags: u64,
-    pub start_boottime: u64,
-    pub real_parent: u64,
-    pub cred: u64,
-    pub comm: u64,
-    pub cred_uid: u64,
-}
-
-/// Reads the offsets from the BTF file at `path`.
-pub fn read(path: &Path) -> Result<KernelOffsets, BtfError> {
+/// Reads the offsets from the BTF file at `path`. Who the guardian is (its PID
+/// namespace, its pid) and the page size are left for the caller to fill in.
+pub fn read(path: &Path) -> Result<KernelLayout, BtfError> {
     let btf = Btf::from_file(path).map_err(|error| BtfError::Read {
         path: path.to_path_buf(),
         message: error.to_string(),
     })?;
-    let mm = find_struct(&btf, "mm_struct")?;
-    let percpu_counter = find_struct(&btf, "percpu_counter")?;
-    let task = find_struct(&btf, "task_struct")?;
-    let cred = find_struct(&btf, "cred")?;
-    let rss_stat =
-        member_offset(&btf, &mm, "rss_stat").ok_or_else(|| missing("mm_struct.rss_stat"))?;
-    let stride = percpu_counter.size() as u64;
-    let count = member_offset(&btf, &percpu_counter, "count")
-        .ok_or_else(|| missing("percpu_counter.count"))?;
-    let counter = |member: u32| rss_stat + u64::from(member) * stride + count;
-    Ok(KernelOffsets {
-        mm_file_count: counter(guardian_ebpf::MM_FILEPAGES),
-        mm_anon_count: counter(guardian_ebpf::MM_ANONPAGES),
-        mm_shmem_count: counter(guardian_ebpf::MM_SHMEMPAGES),
-        mm_swap_count: counter(guardian_ebpf::MM_SWAPENTS),
-        task_mm: member_offset(&btf, &task, "mm").ok_or_else(|| missing("task_struct.mm"))?,
-        task: TaskOffsets {
-            pid: required(&btf, &task, "task_struct", "pid")?,
-            tgid: required(&btf, &task, "task_struct", "tgid")?,
-            flags: required(&btf, &task, "task_struct", "flags")?,
-            start_boottime: required(&btf, &task, "task_struct", "start_boottime")?,
-            real_parent: required(&btf, &task, "task_struct", "real_parent")?,
-            cred: required(&btf, &task, "task_struct", "cred")?,
-            comm: required(&btf, &task, "task_struct", "comm")?,
-            cred_uid: required(&btf, &cred, "cred", "uid")?,
-        },
-    })
-}
+    let structs = Structs { btf: &btf };
+    let mm = structs.find("mm_struct")?;
+    let percpu_counter = structs.find("percpu_counter")?;
+    let task = structs.find("task_struct")?;
+    let pid = structs.find("pid")?;
+    let upid = structs.find("upid")?;
+    let pid_namespace = structs.find("pid_namespace")?;
+    let ns_common = structs.find("ns_common")?;
 
-fn required(
-    btf: &Btf,
-    parent: &btf_rs::Struct,
-    parent_name: &str,
-    name: &str,
-) -> Result<u64, BtfError> {
-    member_offset(btf, parent, name).ok_or_else(|| missing(&format!("{parent_name}.{name}")))
+    let rss_stat = structs.member(&mm, "mm_struct", "rss_stat")?;
+    let stride = percpu_counter.size() as u64;
+    let count = structs.member(&percpu_counter, "percpu_counter", "count")?;
+    let counter = |member: u32| rss_stat + u64::from(member) * stride + count;
+    let task_member = |name: &str| structs.member(&task, "task_struct", name);
+    Ok(KernelLayout {
+        mm_count: [0, 1, 2, 3].map(counter),
+        mm_total_vm: structs.member(&mm, "mm_struct", "total_vm")?,
+        task_mm: task_member("mm")?,
+        task_pid: task_member("pid")?,
+        task_tgid: task_member("tgid")?,
+        task_flags: task_member("flags")?,
+        task_start_boottime: task_member("start_boottime")?,
+        task_real_parent: task_member("real_parent")?,
+        task_group_leader: task_member("group_leader")?,
+        task_thread_pid: task_member("thread_pid")?,
+        task_cred: task_member("cred")?,
+        task_signal: task_member("signal")?,
+        task_comm: task_member("comm")?,
+        cred_uid: structs.member(&structs.find("cred")?, "cred", "uid")?,
+        signal_oom_score_adj: structs.member(
+            &structs.find("signal_struct")?,
+            "signal_struct",
+            "oom_score_adj",
+        )?,
+        pid_level: structs.member(&pid, "pid", "level")?,
+        pid_numbers: structs.member(&pid, "pid", "numbers")?,
+        upid_size: upid.size() as u64,
+        upid_nr: structs.member(&upid, "upid", "nr")?,
+        upid_ns: structs.member(&upid, "upid", "ns")?,
+        pid_ns_inum: structs.member(&pid_namespace, "pid_namespace", "ns")?
+            + structs.member(&ns_common, "ns_common", "inum")?,
+        own_pid_ns_inum: 0,
+        self_tgid: 0,
+        page_kb: 0,
+    })
 }
 
 fn missing(what: &str) -> BtfError {
@@ -90,15 +75,34 @@ fn missing(what: &str) -> BtfError {
     }
 }
 
-fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, BtfError> {
-    btf.resolve_types_by_name(name)
-        .map_err(|_| missing(&format!("struct {name}")))?
-        .into_iter()
-        .find_map(|ty| match ty {
-            Type::Struct(found) if !found.members.is_empty() => Some(found),
-            _ => None,
-        })
-        .ok_or_else(|| missing(&format!("struct {name}")))
+/// Struct lookups in one BTF.
+struct Structs<'a> {
+    btf: &'a Btf,
+}
+
+impl Structs<'_> {
+    fn find(&self, name: &str) -> Result<btf_rs::Struct, BtfError> {
+        self.btf
+            .resolve_types_by_name(name)
+            .map_err(|_| missing(&format!("struct {name}")))?
+            .into_iter()
+            .find_map(|ty| match ty {
+                Type::Struct(found) if !found.members.is_empty() => Some(found),
+                _ => None,
+            })
+            .ok_or_else(|| missing(&format!("struct {name}")))
+    }
+
+    /// Byte offset of member `name` of `parent` (called `parent_name` in errors).
+    fn member(
+        &self,
+        parent: &btf_rs::Struct,
+        parent_name: &str,
+        name: &str,
+    ) -> Result<u64, BtfError> {
+        member_offset(self.btf, parent, name)
+            .ok_or_else(|| missing(&format!("{parent_name}.{name}")))
+    }
 }
 
 /// Byte offset of member `name`, looking inside anonymous structs and unions (the kernel
@@ -132,24 +136,24 @@ mod tests {
             eprintln!("skipped: no kernel BTF at {}", path.display());
             return;
         }
-        let offsets = read(path).expect("offsets");
+        let layout = read(path).expect("offsets");
         // Counters are s64, 8-aligned, in member order, one percpu_counter apart.
-        assert_eq!(offsets.mm_file_count % 8, 0);
-        assert!(offsets.mm_file_count < offsets.mm_anon_count);
-        assert_eq!(
-            offsets.mm_shmem_count - offsets.mm_anon_count,
-            2 * (offsets.mm_anon_count - offsets.mm_file_count)
-        );
-        assert!(offsets.task_mm > 0);
-        assert_eq!(
-            offsets.mm_swap_count - offsets.mm_anon_count,
-            offsets.mm_anon_count - offsets.mm_file_count
-        );
-        let task = offsets.task;
+        let [file, anon, swap, shmem] = layout.mm_count;
+        assert_eq!(file % 8, 0);
+        assert!(file < anon);
+        assert_eq!(swap - anon, anon - file);
+        assert_eq!(shmem - swap, anon - file);
+        assert!(layout.task_mm > 0);
         // pid and tgid are adjacent ints; comm is a 16-byte array further on.
-        assert_eq!(task.tgid, task.pid + 4);
-        assert!(task.comm > task.real_parent && task.real_parent > 0);
-        assert_eq!(task.start_boottime % 8, 0);
+        assert_eq!(layout.task_tgid, layout.task_pid + 4);
+        assert!(layout.task_comm > layout.task_real_parent && layout.task_real_parent > 0);
+        assert_eq!(layout.task_start_boottime % 8, 0);
+        // struct upid { int nr; struct pid_namespace *ns; }
+        assert_eq!(
+            (layout.upid_nr, layout.upid_ns, layout.upid_size),
+            (0, 8, 16)
+        );
+        assert!(layout.pid_numbers > layout.pid_level);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 mod btf_offsets;
 mod decode;
 mod task_snapshot;
-mod tracefs;
 
 use std::{
     path::Path,
@@ -18,9 +17,9 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::BtfTracePoint,
 };
-use guardian_ebpf::{EVENTS_MAP, globals};
+use guardian_ebpf::{EVENTS_MAP, LAYOUT_GLOBAL};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::mpsc,
@@ -37,8 +36,12 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gu
 pub enum EbpfError {
     #[error("kernel offsets: {0}")]
     Btf(#[from] btf_offsets::BtfError),
-    #[error("tracefs: {0}")]
-    Tracefs(#[from] tracefs::TracefsError),
+    #[error("the guardian's PID namespace ({path}): {source}")]
+    PidNamespace {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("loading the eBPF object: {0}")]
     Load(#[from] aya::EbpfError),
     #[error("program {program}: {source}")]
@@ -64,12 +67,13 @@ pub struct EbpfSource {
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
-/// (program name in the object, how to attach it)
-const CLASSIC: &[(&str, &str, &str)] = &[
-    ("mark_victim", "oom", "mark_victim"),
-    ("process_fork", "sched", "sched_process_fork"),
-    ("process_exec", "sched", "sched_process_exec"),
-    ("process_exit", "sched", "sched_process_exit"),
+/// (program name in the object, the BTF tracepoint it attaches to)
+const TRACEPOINTS: &[(&str, &str)] = &[
+    ("rss_stat", "rss_stat"),
+    ("mark_victim", "mark_victim"),
+    ("process_fork", "sched_process_fork"),
+    ("process_exec", "sched_process_exec"),
+    ("process_exit", "sched_process_exit"),
 ];
 
 impl EbpfSource {
@@ -77,39 +81,14 @@ impl EbpfSource {
     /// kernel.
     pub fn load(self_tgid: u32) -> Result<EbpfSource, EbpfError> {
         raise_memlock_limit();
-        let offsets = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
-        let tracefs_root = Path::new(tracefs::TRACEFS);
-        tracefs::ensure_mounted(tracefs_root)?;
-        tracefs::check_layouts(tracefs_root)?;
-        tracing::debug!(?offsets, "kernel offsets from BTF");
+        let mut layout = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
+        layout.own_pid_ns_inum = own_pid_namespace()?;
+        layout.self_tgid = u64::from(self_tgid);
+        layout.page_kb = page_size() / 1024;
+        tracing::debug!(?layout, "kernel offsets from BTF");
 
         let mut ebpf = EbpfLoader::new()
-            .override_global(globals::MM_FILE_COUNT_OFFSET, &offsets.mm_file_count, true)
-            .override_global(globals::MM_ANON_COUNT_OFFSET, &offsets.mm_anon_count, true)
-            .override_global(
-                globals::MM_SHMEM_COUNT_OFFSET,
-                &offsets.mm_shmem_count,
-                true,
-            )
-            .override_global(globals::MM_SWAP_COUNT_OFFSET, &offsets.mm_swap_count, true)
-            .override_global(globals::TASK_MM_OFFSET, &offsets.task_mm, true)
-            .override_global(globals::TASK_PID_OFFSET, &offsets.task.pid, true)
-            .override_global(globals::TASK_TGID_OFFSET, &offsets.task.tgid, true)
-            .override_global(globals::TASK_FLAGS_OFFSET, &offsets.task.flags, true)
-            .override_global(
-                globals::TASK_START_BOOTTIME_OFFSET,
-                &offsets.task.start_boottime,
-                true,
-            )
-            .override_global(
-                globals::TASK_REAL_PARENT_OFFSET,
-                &offsets.task.real_parent,
-                true,
-            )
-            .override_global(globals::TASK_CRED_OFFSET, &offsets.task.cred, true)
-            .override_global(globals::TASK_COMM_OFFSET, &offsets.task.comm, true)
-            .override_global(globals::CRED_UID_OFFSET, &offsets.task.cred_uid, true)
-            .override_global(globals::SELF_TGID, &self_tgid, true)
+            .override_global(LAYOUT_GLOBAL, &layout, true)
             .load(OBJECT)?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
@@ -124,28 +103,18 @@ impl EbpfSource {
             map: "kernel BTF",
             message: error.to_string(),
         })?;
-        let rss: &mut BtfTracePoint = program(&mut ebpf, "rss_stat")?;
-        rss.load("rss_stat", &btf)
-            .map_err(|source| EbpfError::Program {
-                program: "rss_stat",
-                source,
-            })?;
-        rss.attach().map_err(|source| EbpfError::Program {
-            program: "rss_stat",
-            source,
-        })?;
-        for (name, category, event) in CLASSIC {
-            let tracepoint: &mut TracePoint = program(&mut ebpf, name)?;
-            tracepoint.load().map_err(|source| EbpfError::Program {
-                program: name,
-                source,
-            })?;
+        for (name, event) in TRACEPOINTS {
+            let tracepoint: &mut BtfTracePoint = program(&mut ebpf, name)?;
             tracepoint
-                .attach(category, event)
+                .load(event, &btf)
                 .map_err(|source| EbpfError::Program {
                     program: name,
                     source,
                 })?;
+            tracepoint.attach().map_err(|source| EbpfError::Program {
+                program: name,
+                source,
+            })?;
         }
         let snapshots = match task_snapshot::load(&mut ebpf, &btf) {
             Ok(()) => true,
@@ -155,7 +124,7 @@ impl EbpfSource {
             }
         };
         tracing::info!(
-            programs = 1 + CLASSIC.len(),
+            programs = TRACEPOINTS.len(),
             task_iterator = snapshots,
             "eBPF programs attached"
         );
@@ -271,6 +240,22 @@ where
             program: name,
             source,
         })
+}
+
+/// The inode number of this process's PID namespace: the programs report pids as it
+/// numbers them.
+fn own_pid_namespace() -> Result<u64, EbpfError> {
+    const PATH: &str = "/proc/self/ns/pid";
+    std::fs::metadata(PATH)
+        .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta))
+        .map_err(|source| EbpfError::PidNamespace { path: PATH, source })
+}
+
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |size| size as u64)
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.

@@ -242,3 +242,67 @@ async fn steps_below_the_report_floor_stay_in_the_kernel() {
     assert!(exited, "no exit event for pid {pid}");
     assert_eq!(steps, 0, "RSS steps reported below the floor");
 }
+
+/// Set in the copy of the test binary that runs inside a new PID namespace.
+const IN_PID_NS: &str = "GUARDIAN_TEST_IN_PID_NS";
+
+/// Run as a DaemonSet without hostPID (a PID namespace of its own, /proc mounted for
+/// it), the guardian sees its namespace's processes under their pids there, and no
+/// other: the programs translate host pids.
+#[test]
+fn pids_are_reported_as_the_guardians_pid_namespace_numbers_them() {
+    if std::env::var_os(IN_PID_NS).is_some() {
+        snapshot_inside_a_pid_namespace();
+        return;
+    }
+    if !privileged() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let output = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "sources::ebpf::tests::pids_are_reported_as_the_guardians_pid_namespace_numbers_them",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(IN_PID_NS, "1")
+        .output()
+        .expect("run unshare (util-linux)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "inside the PID namespace:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the inner test did not run:\n{text}"
+    );
+}
+
+fn snapshot_inside_a_pid_namespace() {
+    let me = std::process::id() as i32;
+    assert!(me < 100, "not in a fresh PID namespace: pid {me}");
+    let mut source = EbpfSource::load(me as u32).expect("load and attach");
+    let proc = crate::sources::procfs::ProcReader::new("/proc").expect("proc");
+    let mut sightings = Vec::new();
+    source
+        .snapshot_tasks(proc.clock_ticks(), 4096, &mut sightings)
+        .expect("snapshot");
+    let visible: std::collections::HashSet<i32> = proc.pids().expect("pids").into_iter().collect();
+    let seen: std::collections::HashSet<i32> = sightings.iter().map(|s| s.key.pid).collect();
+    assert_eq!(seen, visible, "snapshot pids vs this namespace's /proc");
+    let mine = sightings
+        .iter()
+        .find(|s| s.key.pid == me)
+        .expect("own process in the snapshot");
+    let expected = proc.read_process(me).expect("read").expect("alive");
+    assert_eq!(mine.key, expected.key);
+    assert_eq!(
+        mine.ppid, expected.ppid,
+        "parent as this namespace numbers it"
+    );
+}
