@@ -6,7 +6,7 @@
 //! CAP_PERFMON, so a container cannot give the unit the capabilities it ships with, and
 //! `--privileged` fails on hosts whose bounding set lacks a capability (this one lacks
 //! CAP_SYS_RESOURCE). nspawn passes every host capability (`--capability=all`) and, with
-//! `bpf` and `perf_event_open` added to its seccomp allow list, the unit's own sandbox is
+//! `bpf` added to its seccomp allow list, the unit's own sandbox is
 //! what decides.
 //!
 //! The machine has its own PID namespace and network (loopback only): the guardian in it
@@ -132,7 +132,7 @@ impl Machine {
                 "--register=no",
                 "--keep-unit",
                 "--capability=all",
-                "--system-call-filter=bpf perf_event_open",
+                "--system-call-filter=bpf",
                 "--private-network",
                 "--console=read-only",
                 "--machine",
