@@ -140,17 +140,17 @@ impl Pipeline {
             .events_received_total
             .inc_by(batch.len() as u64);
         // The policy looks at once (kill latency) only when a process the batch touched
-        // is above the lowest rule threshold; everything else waits for the tick.
+        // is above the threshold of a rule that matches it; everything else waits for
+        // the tick.
         let mut over_threshold = false;
         if let Ok(mut model) = self.state.model.write() {
-            let lowest = self.policy.lowest_threshold(model.host.total);
+            let total = model.host.total;
             for event in batch.drain(..) {
                 let touched =
                     events::apply(&mut model, &self.proc, &self.cgroups, self.page_size, event);
                 over_threshold |= touched
                     .and_then(|pid| model.process_by_pid(pid))
-                    .zip(lowest)
-                    .is_some_and(|(process, lowest)| process.memory.rss > lowest);
+                    .is_some_and(|process| self.policy.might_be_due(process, total));
             }
         }
         self.state.touch();

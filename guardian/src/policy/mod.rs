@@ -329,8 +329,19 @@ impl Policy {
             .and_then(|rule| rule.threshold_bytes(mem_total))
     }
 
-    /// The lowest threshold of any threshold rule, in bytes: a process below it cannot
-    /// be due, so a kernel event about it need not wake the policy.
+    /// Whether a threshold rule matches `process` and its RSS is above that rule's
+    /// threshold: only then can an RSS change make it due, so only then does a kernel
+    /// event wake the whole policy.
+    pub fn might_be_due(&self, process: &Process, mem_total: u64) -> bool {
+        self.rules.iter().any(|rule| {
+            rule.threshold_bytes(mem_total)
+                .is_some_and(|threshold| process.memory.rss > threshold)
+                && rule.matchers.matches(process)
+        })
+    }
+
+    /// The lowest threshold of any threshold rule, in bytes: the kernel reports no RSS
+    /// step of a process that stays below it.
     pub fn lowest_threshold(&self, mem_total: u64) -> Option<u64> {
         self.rules
             .iter()

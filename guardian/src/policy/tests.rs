@@ -571,3 +571,24 @@ threshold = "2GiB"
     in_container.class = container();
     assert_eq!(policy.threshold_for(&in_container, 0), None);
 }
+
+#[test]
+fn only_a_matching_rule_above_its_threshold_makes_a_process_worth_a_look() {
+    let text = r#"
+[[rule]]
+name = "node"
+threshold = "500MiB"
+match = { comm = ["node"] }
+
+[[rule]]
+name = "rest"
+threshold = "2GiB"
+"#;
+    let policy = policy(text);
+    assert_eq!(policy.lowest_threshold(0), Some(500 * MIB));
+    assert!(policy.might_be_due(&process(1, "node", "node", 600), 0));
+    assert!(!policy.might_be_due(&process(1, "node", "node", 400), 0));
+    // Above the lowest threshold, but that rule does not match java.
+    assert!(!policy.might_be_due(&process(1, "java", "java", 600), 0));
+    assert!(policy.might_be_due(&process(1, "java", "java", 3000), 0));
+}

@@ -227,25 +227,30 @@ pub fn wait_exit(pid: i32, timeout: Duration) -> anyhow::Result<Option<u64>> {
     }
 }
 
-/// Utime + stime of `pid` in seconds, from `/proc/PID/stat`.
+/// CPU time of process `pid` (all its threads, the exited ones too) in seconds, from its
+/// CPU-time clock: exact to the nanosecond, where `/proc/PID/stat` counts 10 ms ticks.
 pub fn cpu_seconds(pid: i32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces): state is field 3.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> anyhow::Result<f64> {
-        fields
-            .get(n - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .with_context(|| format!("/proc/{pid}/stat field {n}"))
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid out-pointer.
+    let error = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+    if error != 0 {
+        bail!(
+            "no CPU clock for pid {pid}: {}",
+            std::io::Error::from_raw_os_error(error)
+        );
+    }
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((field(14)? + field(15)?) / ticks)
+    // SAFETY: `now` is a valid out-pointer.
+    if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+        bail!(
+            "reading the CPU clock of pid {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9)
 }
 
 /// A `VmXXX:` line of `/proc/PID/status` in bytes.
