@@ -183,7 +183,8 @@ pub struct KernelLayout {
 /// sees every task under its global pid, with no translation.
 pub const INIT_PID_NS_INUM: u64 = 0xEFFF_FFFC;
 
-/// Deepest PID namespace level the programs translate pids at (the kernel allows 32).
+/// Deepest PID namespace level (the kernel's `MAX_PID_NS_LEVEL`): the programs look a pid
+/// up at levels 0 to this.
 pub const MAX_PID_NS_LEVEL: u64 = 32;
 
 /// Name of the [`KernelLayout`] global in the object.

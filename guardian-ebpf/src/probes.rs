@@ -93,7 +93,7 @@ fn visible_tgid(task: u64, global: u32) -> Option<u32> {
     let level: u32 = probe(pid + layout(&LAYOUT.pid_level))?;
     let numbers = pid + layout(&LAYOUT.pid_numbers);
     let size = layout(&LAYOUT.upid_size);
-    for at in 0..MAX_PID_NS_LEVEL {
+    for at in 0..=MAX_PID_NS_LEVEL {
         if at > u64::from(level) {
             break;
         }
