@@ -46,7 +46,12 @@ fn tracks_a_growing_process(source: &str) {
         &marker("rss"),
         &["--rss", "16", "--grow", "60", "--max", "120"],
     );
-    let pid = hog.pid();
+    api_matches_vm_rss_once_grown(&daemon, hog.pid(), source);
+}
+
+/// Waits for `pid` to reach 120 MiB, then for the API to show its RSS within
+/// max(1 MiB, 2 %) of its VmRSS; fails naming `label` otherwise.
+fn api_matches_vm_rss_once_grown(daemon: &Daemon, pid: i32, label: &str) {
     let grown = wait_for(Duration::from_secs(30), || {
         vm_rss(pid).filter(|rss| *rss >= 120 * MIB)
     });
@@ -54,14 +59,13 @@ fn tracks_a_growing_process(source: &str) {
     let mut last_seen = None;
     let matched = wait_for(Duration::from_secs(10), || {
         let truth = vm_rss(pid)?;
-        let seen = api_process(&daemon, pid)?["memory"]["rss"].as_u64()?;
+        let seen = api_process(daemon, pid)?["memory"]["rss"].as_u64()?;
         last_seen = Some((seen, truth));
-        let tolerance = MIB.max(truth / 50);
-        (seen.abs_diff(truth) <= tolerance).then_some(seen)
+        (seen.abs_diff(truth) <= MIB.max(truth / 50)).then_some(seen)
     });
     assert!(
         matched.is_some(),
-        "{source}: API rss vs VmRSS (bytes): {last_seen:?}\n{}",
+        "{label}: API rss vs VmRSS (bytes): {last_seen:?}\n{}",
         daemon.log()
     );
 }
@@ -95,23 +99,7 @@ fn ebpf_mode_follows_a_process_above_a_rule_threshold_between_refreshes() {
     );
     let daemon = start("ebpf", &config);
     let hog = spawn_hog(&name, &["--rss", "8", "--grow", "60", "--max", "120"]);
-    let pid = hog.pid();
-    let grown = wait_for(Duration::from_secs(30), || {
-        vm_rss(pid).filter(|rss| *rss >= 120 * MIB)
-    });
-    assert!(grown.is_some(), "memhog did not reach 120 MiB");
-    let mut last_seen = None;
-    let matched = wait_for(Duration::from_secs(10), || {
-        let truth = vm_rss(pid)?;
-        let seen = api_process(&daemon, pid)?["memory"]["rss"].as_u64()?;
-        last_seen = Some((seen, truth));
-        (seen.abs_diff(truth) <= MIB.max(truth / 50)).then_some(seen)
-    });
-    assert!(
-        matched.is_some(),
-        "API rss vs VmRSS (bytes): {last_seen:?}\n{}",
-        daemon.log()
-    );
+    api_matches_vm_rss_once_grown(&daemon, hog.pid(), "ebpf, refresh 60 s away");
 }
 
 /// A real OOM kill in a memory-limited cgroup is reported with its cgroup, scope and

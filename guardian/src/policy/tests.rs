@@ -546,9 +546,8 @@ fn explain_says_why_each_rule_does_not_apply() {
     assert_eq!(json["rules"][0]["applies"], false);
 }
 
-#[test]
-fn threshold_for_uses_the_first_matching_rule() {
-    let text = r#"
+/// A rule for node at 500 MiB, then one for everything at 2 GiB.
+const NODE_THEN_REST: &str = r#"
 [[rule]]
 name = "node"
 threshold = "500MiB"
@@ -558,7 +557,10 @@ match = { comm = ["node"] }
 name = "rest"
 threshold = "2GiB"
 "#;
-    let policy = policy(text);
+
+#[test]
+fn threshold_for_uses_the_first_matching_rule() {
+    let policy = policy(NODE_THEN_REST);
     assert_eq!(
         policy.threshold_for(&process(1, "node", "node", 0), 0),
         Some(500 * MIB)
@@ -574,17 +576,7 @@ threshold = "2GiB"
 
 #[test]
 fn only_a_matching_rule_above_its_threshold_makes_a_process_worth_a_look() {
-    let text = r#"
-[[rule]]
-name = "node"
-threshold = "500MiB"
-match = { comm = ["node"] }
-
-[[rule]]
-name = "rest"
-threshold = "2GiB"
-"#;
-    let policy = policy(text);
+    let policy = policy(NODE_THEN_REST);
     assert_eq!(policy.lowest_threshold(0), Some(500 * MIB));
     assert!(policy.might_be_due(&process(1, "node", "node", 600), 0));
     assert!(!policy.might_be_due(&process(1, "node", "node", 400), 0));
