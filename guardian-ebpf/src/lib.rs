@@ -86,6 +86,9 @@ pub struct ProcEvent {
     /// The parent's pid for a fork, 0 otherwise.
     pub parent_tgid: u32,
     pub _pad: u32,
+    /// The process's `start_boottime`: with the pid, its identity (a forked child's is
+    /// known without reading /proc).
+    pub start_boottime_ns: u64,
 }
 
 /// One process as the task iterator (`task_snapshot`) writes it: the fields a periodic
@@ -106,6 +109,15 @@ pub struct TaskRecord {
     pub pages: [i64; 4],
     /// The command name, NUL-padded.
     pub comm: [u8; 16],
+}
+
+/// A NUL-padded kernel command name without its padding.
+pub fn trim_comm(comm: &[u8; 16]) -> &[u8] {
+    let len = comm
+        .iter()
+        .position(|byte| *byte == 0)
+        .unwrap_or(comm.len());
+    &comm[..len]
 }
 
 /// `PF_KTHREAD` from the kernel's `sched.h`.

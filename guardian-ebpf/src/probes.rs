@@ -303,6 +303,17 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// A process event about the BTF-typed `task`, known to the guardian as `pid`.
+fn proc_event(kind: EventKind, pid: u32, parent_tgid: u32, task: *const u8) -> ProcEvent {
+    ProcEvent {
+        header: header(kind, pid),
+        parent_tgid,
+        _pad: 0,
+        // SAFETY: `task` is BTF-typed; the offset comes from BTF.
+        start_boottime_ns: unsafe { field(task, layout(&LAYOUT.task_start_boottime)) },
+    }
+}
+
 /// `TP_PROTO(struct task_struct *parent, struct task_struct *child)`.
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
@@ -313,11 +324,8 @@ pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     if let Some(pid) = visible_tgid_of(child) {
-        emit(ProcEvent {
-            header: header(EventKind::Fork, pid),
-            parent_tgid: visible_tgid_of(parent).unwrap_or(0),
-            _pad: 0,
-        });
+        let parent = visible_tgid_of(parent).unwrap_or(0);
+        emit(proc_event(EventKind::Fork, pid, parent, child));
     }
     0
 }
@@ -327,11 +335,7 @@ pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
 pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
     if let Some(pid) = visible_tgid_of(task) {
-        emit(ProcEvent {
-            header: header(EventKind::Exec, pid),
-            parent_tgid: 0,
-            _pad: 0,
-        });
+        emit(proc_event(EventKind::Exec, pid, 0, task));
     }
     0
 }
@@ -352,11 +356,7 @@ pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
         let _ = REPORTED.remove(&mm);
     }
     if let Some(pid) = visible_tgid_of(task) {
-        emit(ProcEvent {
-            header: header(EventKind::Exit, pid),
-            parent_tgid: 0,
-            _pad: 0,
-        });
+        emit(proc_event(EventKind::Exit, pid, 0, task));
     }
     0
 }

@@ -8,7 +8,7 @@ use guardian_ebpf::{MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES};
 
 use super::{AppState, source::EbpfHandle};
 use crate::{
-    model::{Limit, Model, OomEvent, OomOrigin, OomScope},
+    model::{Limit, Model, OomEvent, OomOrigin, OomScope, ProcessKey},
     sources::{KernelEvent, cgroup::CgroupReader, procfs::ProcReader},
 };
 
@@ -53,7 +53,31 @@ pub fn apply(
             }
             Some(pid)
         }
-        KernelEvent::Fork { pid, .. } | KernelEvent::Exec { pid } => {
+        KernelEvent::Fork {
+            pid,
+            parent,
+            start_ns,
+        } => {
+            let key = ProcessKey {
+                pid,
+                start_ticks: proc.ticks_from_ns(start_ns),
+            };
+            match model.process_by_pid(parent) {
+                // Nothing to read: at fork the child is its parent's copy (command line,
+                // cgroups, uid, memory shared copy-on-write) under its own identity.
+                Some(parent_process) => {
+                    let mut child = parent_process.clone();
+                    child.key = key;
+                    child.ppid = parent;
+                    child.started_secs = key.start_ticks as f64 / proc.clock_ticks() as f64;
+                    model.upsert_process(child);
+                }
+                None => discover(model, proc, pid)?,
+            }
+            Some(pid)
+        }
+        // A new program: command line, comm and memory (a new mm) are all new.
+        KernelEvent::Exec { pid } => {
             discover(model, proc, pid)?;
             Some(pid)
         }
@@ -116,11 +140,6 @@ fn oom_event(
         Some(path) if limited(model, cgroups, path) && host_has_room(model) => OomScope::Cgroup,
         _ => OomScope::Host,
     };
-    let comm_len = victim
-        .comm
-        .iter()
-        .position(|&byte| byte == 0)
-        .unwrap_or(victim.comm.len());
     let now = time::OffsetDateTime::now_utc();
     OomEvent {
         time: now
@@ -129,7 +148,7 @@ fn oom_event(
         unix_time: now.unix_timestamp_nanos() as f64 / 1e9,
         // 0: a victim outside the guardian's PID namespace.
         pid: (pid > 0).then_some(pid),
-        comm: Some(String::from_utf8_lossy(&victim.comm[..comm_len]).into_owned()),
+        comm: Some(String::from_utf8_lossy(guardian_ebpf::trim_comm(&victim.comm)).into_owned()),
         uid: Some(victim.uid),
         cgroup,
         scope,
@@ -171,4 +190,69 @@ fn limited(model: &Model, cgroups: &CgroupReader, path: &str) -> bool {
 /// More than 5 % of the host's memory still available: the OOM was not host-wide.
 fn host_has_room(model: &Model) -> bool {
     model.host.total == 0 || model.host.available * 20 > model.host.total
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Our own `sleep` child, killed and reaped on every path.
+    struct Child(std::process::Child);
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_fork_copies_the_parent_without_reading_proc_and_an_exec_reads_it() {
+        let proc = ProcReader::new("/proc").expect("proc");
+        let Ok(cgroups) = CgroupReader::detect(Path::new("/sys/fs/cgroup")) else {
+            eprintln!("skipped: no cgroup hierarchy here");
+            return;
+        };
+        let me = std::process::id() as i32;
+        let parent = proc.read_process(me).expect("read").expect("alive");
+        let mut model = Model::default();
+        model.upsert_process(parent.clone());
+
+        let child = Child(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("spawn sleep"),
+        );
+        let pid = child.0.id() as i32;
+        // The child's identity as the kernel would report it.
+        let start_ticks = loop {
+            let process = proc.read_process(pid).expect("read").expect("alive");
+            if process.comm == "sleep" {
+                break process.key.start_ticks;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let start_ns = start_ticks * (1_000_000_000 / proc.clock_ticks());
+        let key = ProcessKey { pid, start_ticks };
+
+        let fork = KernelEvent::Fork {
+            pid,
+            parent: me,
+            start_ns,
+        };
+        assert_eq!(apply(&mut model, &proc, &cgroups, 4096, fork), Some(pid));
+        let copy = model.process(&key).expect("child in the model");
+        assert_eq!(copy.cmdline, parent.cmdline, "a copy of its parent at fork");
+        assert_eq!(copy.ppid, me);
+        assert_eq!(copy.class, parent.class);
+
+        let exec = KernelEvent::Exec { pid };
+        assert_eq!(apply(&mut model, &proc, &cgroups, 4096, exec), Some(pid));
+        let execed = model.process(&key).expect("child in the model");
+        assert_eq!(execed.comm, "sleep");
+        assert_eq!(&execed.cmdline[..], ["sleep".to_string(), "30".to_string()]);
+    }
 }

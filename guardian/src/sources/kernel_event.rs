@@ -12,10 +12,14 @@ pub enum KernelEvent {
     },
     /// The OOM killer chose a victim.
     Oom(guardian_ebpf::OomEvent),
+    /// A new process: at this moment a copy of its parent but for its identity.
     Fork {
         pid: i32,
         parent: i32,
+        /// `start_boottime` in ns (the identity's start time, before conversion to ticks).
+        start_ns: u64,
     },
+    /// `pid` runs a new program.
     Exec {
         pid: i32,
     },

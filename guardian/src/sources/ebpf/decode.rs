@@ -31,6 +31,7 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
             KernelEvent::Fork {
                 pid,
                 parent: event.parent_tgid as i32,
+                start_ns: event.start_boottime_ns,
             }
         }
         EventKind::Exec => KernelEvent::Exec { pid },
@@ -66,6 +67,28 @@ mod tests {
                 pid: 42,
                 member: 1,
                 pages: 2560
+            })
+        );
+    }
+
+    #[test]
+    fn fork_records_carry_the_childs_identity() {
+        let event = ProcEvent {
+            header: EventHeader {
+                kind: EventKind::Fork as u32,
+                tgid: 7,
+                ktime_ns: 1,
+            },
+            parent_tgid: 3,
+            _pad: 0,
+            start_boottime_ns: 123,
+        };
+        assert_eq!(
+            decode(&bytes_of(&event)),
+            Some(KernelEvent::Fork {
+                pid: 7,
+                parent: 3,
+                start_ns: 123
             })
         );
     }

@@ -12,7 +12,7 @@ use guardian_ebpf::{
 
 use crate::{
     model::{MemoryUsage, ProcessKey},
-    sources::{Sighting, SnapshotError},
+    sources::{Sighting, SnapshotError, procfs::start_ticks_from_ns},
 };
 
 /// Loads the iterator program; it attaches only when a snapshot is taken.
@@ -75,33 +75,26 @@ fn decode(
     }
     out.clear();
     out.reserve(bytes.len() / size);
-    // /proc's starttime: start_boottime in clock ticks (nsec_to_clock_t).
-    let ns_per_tick = (1_000_000_000 / clock_ticks.max(1)).max(1);
     for chunk in bytes.chunks_exact(size) {
         // SAFETY: `chunk` holds exactly one TaskRecord, which is Pod (any bytes valid);
         // read_unaligned copes with the Vec's alignment.
         let record: TaskRecord = unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) };
-        out.push(sighting(&record, ns_per_tick, page_size));
+        out.push(sighting(&record, clock_ticks, page_size));
     }
     Ok(())
 }
 
-fn sighting(record: &TaskRecord, ns_per_tick: u64, page_size: u64) -> Sighting {
+fn sighting(record: &TaskRecord, clock_ticks: u64, page_size: u64) -> Sighting {
     let pages = |member: u32| u64::try_from(record.pages[member as usize]).unwrap_or(0) * page_size;
-    let comm_len = record
-        .comm
-        .iter()
-        .position(|byte| *byte == 0)
-        .unwrap_or(record.comm.len());
     let kernel_thread = record.flags & PF_KTHREAD != 0;
     Sighting {
         key: ProcessKey {
             pid: record.tgid as i32,
-            start_ticks: record.start_boottime_ns / ns_per_tick,
+            start_ticks: start_ticks_from_ns(record.start_boottime_ns, clock_ticks),
         },
         ppid: record.ppid as i32,
         uid: record.uid,
-        comm: String::from_utf8_lossy(&record.comm[..comm_len]).into_owned(),
+        comm: String::from_utf8_lossy(guardian_ebpf::trim_comm(&record.comm)).into_owned(),
         kernel_thread,
         memory: if kernel_thread {
             MemoryUsage::default()

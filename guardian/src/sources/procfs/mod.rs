@@ -128,6 +128,11 @@ impl ProcReader {
         self.clock_ticks
     }
 
+    /// A kernel `start_boottime` in ns as the start time of a [`ProcessKey`].
+    pub fn ticks_from_ns(&self, ns: u64) -> u64 {
+        start_ticks_from_ns(ns, self.clock_ticks)
+    }
+
     /// The pids of all processes (thread-group leaders), in /proc's order.
     pub fn pids(&self) -> Result<Vec<i32>, ProcError> {
         let entries =
@@ -152,15 +157,9 @@ impl ProcReader {
     /// pages; `status` keeps the split the same as a full read's.
     pub fn read_memory(&self, key: ProcessKey) -> Result<Option<MemoryUsage>, ProcError> {
         let mut buf = io::buffer();
-        let Some(dir) = self.open_dir(key.pid)? else {
+        let Some((dir, stat)) = self.open_identified(key, &mut buf)? else {
             return Ok(None);
         };
-        let Some(stat) = self.read_stat(&dir, key.pid, &mut buf)? else {
-            return Ok(None);
-        };
-        if stat.start_ticks != key.start_ticks {
-            return Ok(None);
-        }
         if stat.kernel_thread {
             return Ok(Some(MemoryUsage::default()));
         }
@@ -306,6 +305,22 @@ impl ProcReader {
             .map_err(|source| self.io("read", Some((pid, name)), source))
     }
 
+    /// Opens `/proc/PID` of the process `key` names and reads its `stat`; `None` when it
+    /// is gone or the pid now belongs to a process with another start time.
+    fn open_identified(
+        &self,
+        key: ProcessKey,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<(ProcDir, OwnedStat)>, ProcError> {
+        let Some(dir) = self.open_dir(key.pid)? else {
+            return Ok(None);
+        };
+        let Some(stat) = self.read_stat(&dir, key.pid, buf)? else {
+            return Ok(None);
+        };
+        Ok((stat.start_ticks == key.start_ticks).then_some((dir, stat)))
+    }
+
     fn read_stat(
         &self,
         dir: &ProcDir,
@@ -383,6 +398,11 @@ struct OwnedStat {
     ppid: i32,
     kernel_thread: bool,
     start_ticks: u64,
+}
+
+/// /proc's starttime for a kernel `start_boottime` (`nsec_to_clock_t`): clock ticks.
+pub fn start_ticks_from_ns(ns: u64, clock_ticks: u64) -> u64 {
+    ns / (1_000_000_000 / clock_ticks.max(1)).max(1)
 }
 
 fn sysconf(name: libc::c_int, label: &'static str) -> Result<u64, ProcError> {
