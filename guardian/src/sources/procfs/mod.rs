@@ -8,7 +8,7 @@
 //!
 //! Cost (measured on the project's 2-core VM, where one open+read+close of a /proc file
 //! costs 2.5 to 12 us): `stat` about 7.7 us, `status` 12, `statm` 5, `cgroup` 7,
-//! `cmdline` 4. A steady-state scan ([`ProcReader::scan`], [`ProcReader::scan_into`])
+//! `cmdline` 4. A steady-state scan ([`ProcReader::scan`])
 //! therefore reads only `stat` for a process it already knows (its RSS is there), and
 //! `status` only when the RSS moved enough for the anon/file/shmem split to be worth
 //! re-reading. That `stat` is a file kept open from one scan to the next and read again
@@ -45,7 +45,7 @@ use held::HeldStats;
 use io::{ProcDir, ProcRoot};
 
 pub(crate) use parse::pressure as parse_pressure;
-pub use scan::{ScanReport, ScanSummary};
+pub use scan::ScanReport;
 
 /// What can go wrong reading /proc.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,6 @@
 //! the ones it does only what changes between scans (RSS, ppid), from one `stat` read.
 
 use std::{
-    collections::HashSet,
     sync::{TryLockError, atomic::Ordering},
     time::Instant,
 };
@@ -32,19 +31,6 @@ pub struct ScanReport {
     /// Processes that exited between listing /proc and reading them (normal).
     pub vanished: u32,
     /// Processes that could not be read or parsed (logged at debug level).
-    pub errors: u32,
-}
-
-/// The outcome of [`ProcReader::scan_into`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ScanSummary {
-    /// Processes in the model after the scan.
-    pub processes: u32,
-    /// Processes the model had that are gone (removed from it).
-    pub exited: u32,
-    /// Processes that exited between listing /proc and reading them (normal).
-    pub vanished: u32,
-    /// Processes that could not be read or parsed (kept as they were, logged at debug).
     pub errors: u32,
 }
 
@@ -114,60 +100,6 @@ impl ProcReader {
             held.sweep(scan);
         });
         report
-    }
-
-    /// Like [`ProcReader::scan`], but updates `model` in place: known processes are
-    /// refreshed without copying their cmdline, cgroups and classification, new ones are
-    /// added, exited ones removed. Cheaper in CPU (no clone, no rebuild of the table)
-    /// and memory (no second table while scanning), at the price of holding the model
-    /// mutably for the whole scan. A process that could not be read is kept as it was.
-    /// If /proc cannot be listed at all, the model is left alone and `errors` is 1.
-    pub fn scan_into(&self, model: &mut Model) -> ScanSummary {
-        let scan = self.scans.fetch_add(1, Ordering::Relaxed);
-        let mut summary = ScanSummary::default();
-        let pids = match self.pids() {
-            Ok(pids) => pids,
-            Err(error) => {
-                debug!(%error, "listing processes failed");
-                summary.errors += 1;
-                return summary;
-            }
-        };
-        let mut present = HashSet::with_capacity(pids.len());
-        let mut buf = io::buffer();
-        self.with_held_stats(|held| {
-            for pid in pids {
-                match self.look(pid, model, scan, held, &mut buf) {
-                    Ok(Seen::Known(refresh)) => {
-                        if let Some(process) = model.process_mut(&refresh.key) {
-                            refresh.apply(process);
-                        }
-                    }
-                    Ok(Seen::Full(process)) => model.upsert_process(process),
-                    Ok(Seen::Gone) => {
-                        summary.vanished += 1;
-                        continue;
-                    }
-                    Err(error) => {
-                        debug!(pid, %error, "reading process failed");
-                        summary.errors += 1;
-                    }
-                }
-                present.insert(pid);
-            }
-            held.sweep(scan);
-        });
-        let exited: Vec<i32> = model
-            .processes()
-            .map(|process| process.key.pid)
-            .filter(|pid| !present.contains(pid))
-            .collect();
-        for pid in &exited {
-            model.remove_pid(*pid);
-        }
-        summary.exited = u32::try_from(exited.len()).unwrap_or(u32::MAX);
-        summary.processes = u32::try_from(model.process_count()).unwrap_or(u32::MAX);
-        summary
     }
 
     /// Runs a scan with the held `stat` files, or, if another scan has them, with none

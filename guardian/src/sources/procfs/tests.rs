@@ -273,48 +273,41 @@ fn this_hosts_own_process_reads_back() {
     assert!(report.processes.iter().any(|p| p.kernel_thread));
 }
 
+/// Scans with `model` as the previous view and makes the result the new one, as the
+/// daemon does.
+fn rescan(reader: &ProcReader, model: &mut Model) -> ScanReport {
+    let report = reader.scan(model);
+    model.replace_processes(report.processes.clone());
+    report
+}
+
 #[test]
-fn scan_into_matches_scan_and_removes_exited_processes() {
+fn a_rescan_drops_exited_processes_and_refreshes_known_ones() {
     let dir = scratch();
     let reader = ProcReader::new(dir.path()).expect("reader");
     let mut model = Model::default();
-    let first = reader.scan_into(&mut model);
+    let first = rescan(&reader, &mut model);
     assert_eq!(
-        first,
-        ScanSummary {
-            processes: 7,
-            exited: 0,
-            vanished: 1,
-            errors: 0
-        }
+        (first.processes.len(), first.vanished, first.errors),
+        (7, 1, 0)
     );
-    let report = reader.scan(&Model::default());
-    for process in &report.processes {
-        let twin = model.process(&process.key).expect("same processes");
-        assert_eq!(twin.memory, process.memory);
-        assert_eq!(twin.cmdline, process.cmdline);
-        assert_eq!(twin.class, process.class);
-    }
 
-    // 43 exits, 42's RSS grows, 120 cannot be parsed any more (kept as it was).
+    // 43 exits, 42's RSS grows, 120 cannot be parsed any more.
     std::fs::remove_dir_all(dir.path().join("43")).expect("rm");
     set_rss_pages(dir.path(), 42, 13_312 + 64);
     std::fs::write(dir.path().join("120/stat"), "garbage").expect("write");
-    let second = reader.scan_into(&mut model);
+    let second = rescan(&reader, &mut model);
     assert_eq!(
-        second,
-        ScanSummary {
-            processes: 6,
-            exited: 1,
-            vanished: 1,
-            errors: 1
-        }
+        (second.processes.len(), second.vanished, second.errors),
+        (5, 1, 1)
     );
     assert!(model.process_by_pid(43).is_none());
-    assert!(model.process_by_pid(120).is_some());
     let hog = model.process_by_pid(42).expect("42");
     assert_eq!(hog.memory.rss, (13_312 + 64) * reader.page_size);
-    assert_eq!(hog.cmdline[0], "node");
+    assert_eq!(
+        hog.cmdline[0], "node",
+        "a known process keeps its command line"
+    );
 }
 
 #[test]
@@ -442,7 +435,7 @@ fn a_held_stat_file_reads_its_process_gone_once_it_exits() {
     let pid = child.pid();
     wait_for_comm(pid, "sleep");
     let mut model = Model::default();
-    reader.scan_into(&mut model);
+    rescan(&reader, &mut model);
     let key = model.process_by_pid(pid).expect("child scanned").key;
     let mut buf = io::buffer();
     {
@@ -476,7 +469,7 @@ fn a_reused_pid_is_not_taken_for_the_process_that_held_it() {
     let pid = old.pid();
     wait_for_comm(pid, "sleep");
     let mut model = Model::default();
-    reader.scan_into(&mut model);
+    rescan(&reader, &mut model);
     let old_key = model.process_by_pid(pid).expect("old scanned").key;
     assert!(reader.held_stats.lock().expect("held").holds(pid));
     old.end();
@@ -506,8 +499,8 @@ fn a_reused_pid_is_not_taken_for_the_process_that_held_it() {
         return;
     };
     wait_for_comm(pid, "sleep");
-    let summary = reader.scan_into(&mut model);
-    assert_eq!(summary.errors, 0);
+    let report = rescan(&reader, &mut model);
+    assert_eq!(report.errors, 0);
     let process = model.process_by_pid(pid).expect("new process scanned");
     assert_ne!(process.key, old_key, "the new process has its own identity");
     assert_eq!(
@@ -530,7 +523,7 @@ fn held_files_are_closed_once_their_processes_are_gone() {
         wait_for_comm(child.pid(), "sleep");
     }
     let mut model = Model::default();
-    reader.scan_into(&mut model);
+    rescan(&reader, &mut model);
     let pids: Vec<i32> = children.iter().map(Sleeper::pid).collect();
     for &pid in &pids {
         assert_eq!(open_stat_files(pid), 1, "{pid}: one held stat file");
@@ -538,8 +531,7 @@ fn held_files_are_closed_once_their_processes_are_gone() {
     for child in &mut children {
         child.end();
     }
-    let summary = reader.scan_into(&mut model);
-    assert!(summary.exited >= 20, "{summary:?}");
+    rescan(&reader, &mut model);
     for &pid in &pids {
         assert!(model.process_by_pid(pid).is_none());
         assert_eq!(open_stat_files(pid), 0, "{pid}: its stat file is closed");
@@ -622,8 +614,8 @@ fn without_held_files_no_process_of_this_host_is_lost() {
         reader.held_stats.lock().expect("held").set_cap(cap);
         let mut model = Model::default();
         for _ in 0..2 {
-            let summary = reader.scan_into(&mut model);
-            assert_eq!(summary.errors, 0, "cap {cap}");
+            let report = rescan(&reader, &mut model);
+            assert_eq!(report.errors, 0, "cap {cap}");
             for child in &children {
                 assert!(model.process_by_pid(child.pid()).is_some(), "cap {cap}");
             }
@@ -663,8 +655,8 @@ fn out_of_descriptors_a_scan_falls_back_without_losing_a_process() {
         reader.held_stats.lock().expect("held").set_cap(usize::MAX);
         let mut model = Model::default();
         for _ in 0..3 {
-            let summary = reader.scan_into(&mut model);
-            assert_eq!(summary.errors, 0, "{summary:?}");
+            let report = rescan(&reader, &mut model);
+            assert_eq!(report.errors, 0, "{} errors", report.errors);
         }
         for pid in pids.split(',').map(|pid| pid.parse::<i32>().expect("pid")) {
             assert!(model.process_by_pid(pid).is_some(), "{pid} lost");
