@@ -220,10 +220,7 @@ impl Policy {
         let rss = process.memory.rss;
         let mut first = None;
         for (index, rule) in self.rules.iter().enumerate() {
-            let threshold = rule
-                .threshold_bytes(model.host.total)
-                .filter(|threshold| rss > *threshold && rule.matchers.matches(process));
-            let Some(threshold) = threshold else {
+            let Some(threshold) = rule.exceeded_by(process, model.host.total) else {
                 self.sustain.remove(&(index, key));
                 continue;
             };
@@ -333,11 +330,9 @@ impl Policy {
     /// threshold: only then can an RSS change make it due, so only then does a kernel
     /// event wake the whole policy.
     pub fn might_be_due(&self, process: &Process, mem_total: u64) -> bool {
-        self.rules.iter().any(|rule| {
-            rule.threshold_bytes(mem_total)
-                .is_some_and(|threshold| process.memory.rss > threshold)
-                && rule.matchers.matches(process)
-        })
+        self.rules
+            .iter()
+            .any(|rule| rule.exceeded_by(process, mem_total).is_some())
     }
 
     /// The lowest threshold of any threshold rule, in bytes: the kernel reports no RSS

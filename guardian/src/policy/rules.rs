@@ -192,6 +192,12 @@ impl ThresholdRule {
             threshold => Some(threshold.resolve(mem_total)),
         }
     }
+
+    /// The threshold `process` is above, when this rule matches it and it is.
+    pub(crate) fn exceeded_by(&self, process: &Process, mem_total: u64) -> Option<u64> {
+        self.threshold_bytes(mem_total)
+            .filter(|threshold| process.memory.rss > *threshold && self.matchers.matches(process))
+    }
 }
 
 /// An `[[orphan_rule]]`: kill orphans past an age.
