@@ -32,12 +32,11 @@ pub fn apply(
     model: &mut Model,
     proc: &ProcReader,
     cgroups: &CgroupReader,
-    page_size: u64,
     event: KernelEvent,
 ) -> Option<i32> {
     match event {
         KernelEvent::Rss { pid, member, pages } => {
-            let bytes = u64::try_from(pages).unwrap_or(0) * page_size;
+            let bytes = u64::try_from(pages).unwrap_or(0) * proc.page_size();
             match model.process_by_pid_mut(pid) {
                 Some(process) => {
                     let memory = &mut process.memory;
@@ -243,14 +242,14 @@ mod tests {
             parent: me,
             start_ns,
         };
-        assert_eq!(apply(&mut model, &proc, &cgroups, 4096, fork), Some(pid));
+        assert_eq!(apply(&mut model, &proc, &cgroups, fork), Some(pid));
         let copy = model.process(&key).expect("child in the model");
         assert_eq!(copy.cmdline, parent.cmdline, "a copy of its parent at fork");
         assert_eq!(copy.ppid, me);
         assert_eq!(copy.class, parent.class);
 
         let exec = KernelEvent::Exec { pid };
-        assert_eq!(apply(&mut model, &proc, &cgroups, 4096, exec), Some(pid));
+        assert_eq!(apply(&mut model, &proc, &cgroups, exec), Some(pid));
         let execed = model.process(&key).expect("child in the model");
         assert_eq!(execed.comm, "sleep");
         assert_eq!(&execed.cmdline[..], ["sleep".to_string(), "30".to_string()]);

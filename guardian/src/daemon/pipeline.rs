@@ -43,7 +43,6 @@ pub struct Pipeline {
     executor: Arc<Executor>,
     kills: tokio::task::JoinSet<()>,
     last_full_scan: Instant,
-    page_size: u64,
     /// The loaded programs in eBPF mode: their task iterator refreshes every process
     /// each tick in one read.
     ebpf: Option<EbpfHandle>,
@@ -73,10 +72,6 @@ impl Pipeline {
             executor,
             kills: tokio::task::JoinSet::new(),
             last_full_scan: Instant::now(),
-            page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-                .ok()
-                .flatten()
-                .map_or(4096, |size| size as u64),
             ebpf,
             sightings: Vec::new(),
         })
@@ -114,7 +109,7 @@ impl Pipeline {
         };
         let total = self.state.model.read().map_or(0, |model| model.host.total);
         let floor = self.policy.lowest_threshold(total);
-        match ebpf.set_report_floor(floor, self.page_size) {
+        match ebpf.set_report_floor(floor, self.proc.page_size()) {
             Ok(()) => tracing::debug!(?floor, "kernel RSS report floor set"),
             Err(error) => tracing::warn!(%error, "cannot set the kernel RSS report floor"),
         }
@@ -146,8 +141,7 @@ impl Pipeline {
         if let Ok(mut model) = self.state.model.write() {
             let total = model.host.total;
             for event in batch.drain(..) {
-                let touched =
-                    events::apply(&mut model, &self.proc, &self.cgroups, self.page_size, event);
+                let touched = events::apply(&mut model, &self.proc, &self.cgroups, event);
                 over_threshold |= touched
                     .and_then(|pid| model.process_by_pid(pid))
                     .is_some_and(|process| self.policy.might_be_due(process, total));
@@ -214,8 +208,11 @@ impl Pipeline {
     /// Every process, from the task iterator when it answers, else from /proc.
     fn scan(&mut self) -> Option<ScanReport> {
         if let Some(ebpf) = self.ebpf.as_mut().filter(|ebpf| ebpf.has_snapshots()) {
-            match ebpf.snapshot_tasks(self.proc.clock_ticks(), self.page_size, &mut self.sightings)
-            {
+            match ebpf.snapshot_tasks(
+                self.proc.clock_ticks(),
+                self.proc.page_size(),
+                &mut self.sightings,
+            ) {
                 Ok(()) => {
                     let model = self.state.model.read().ok()?;
                     return Some(self.proc.merge(&model, &self.sightings));

@@ -123,6 +123,11 @@ impl ProcReader {
         &self.root
     }
 
+    /// The page size in bytes, the unit of the kernel's RSS counters.
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+
     /// Clock ticks per second (`USER_HZ`), the unit of start times.
     pub fn clock_ticks(&self) -> u64 {
         self.clock_ticks
