@@ -14,4 +14,6 @@ pub mod http;
 pub mod model;
 pub mod policy;
 pub mod sources;
+#[cfg(test)]
+mod test_support;
 pub mod trends;

@@ -196,16 +196,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-
-    /// Our own `sleep` child, killed and reaped on every path.
-    struct Child(std::process::Child);
-
-    impl Drop for Child {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use crate::test_support::{Sleeper, wait_for_comm};
 
     #[test]
     fn a_fork_copies_the_parent_without_reading_proc_and_an_exec_reads_it() {
@@ -219,21 +210,16 @@ mod tests {
         let mut model = Model::default();
         model.upsert_process(parent.clone());
 
-        let child = Child(
-            std::process::Command::new("sleep")
-                .arg("30")
-                .spawn()
-                .expect("spawn sleep"),
-        );
-        let pid = child.0.id() as i32;
+        let child = Sleeper::spawn();
+        let pid = child.pid();
         // The child's identity as the kernel would report it.
-        let start_ticks = loop {
-            let process = proc.read_process(pid).expect("read").expect("alive");
-            if process.comm == "sleep" {
-                break process.key.start_ticks;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        };
+        wait_for_comm(pid, "sleep");
+        let start_ticks = proc
+            .read_process(pid)
+            .expect("read")
+            .expect("alive")
+            .key
+            .start_ticks;
         let start_ns = start_ticks * (1_000_000_000 / proc.clock_ticks());
         let key = ProcessKey { pid, start_ticks };
 
@@ -252,6 +238,6 @@ mod tests {
         assert_eq!(apply(&mut model, &proc, &cgroups, exec), Some(pid));
         let execed = model.process(&key).expect("child in the model");
         assert_eq!(execed.comm, "sleep");
-        assert_eq!(&execed.cmdline[..], ["sleep".to_string(), "30".to_string()]);
+        assert_eq!(&execed.cmdline[..], ["sleep".to_string(), "1000".to_string()]);
     }
 }

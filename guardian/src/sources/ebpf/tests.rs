@@ -8,6 +8,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::test_support::{Sleeper, wait_for_comm};
 
 /// A memory cgroup the test made: removed on drop, also when an assertion fails (the
 /// test's only process in it is killed and reaped before that).
@@ -145,30 +146,18 @@ fn task_snapshot_matches_proc_for_this_process_and_a_child() {
         return;
     }
     let mut source = EbpfSource::load(0).expect("load and attach");
-    /// Our sleeping child, killed and reaped on every path.
-    struct Child(std::process::Child);
-    impl Drop for Child {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let child = Child(
-        std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawn sleep"),
-    );
-    let child_pid = child.0.id() as i32;
+    let child = Sleeper::spawn();
+    let child_pid = child.pid();
     let proc = crate::sources::procfs::ProcReader::new("/proc").expect("proc");
     // Compare a settled child: exec'd, its RSS the same in two reads.
+    wait_for_comm(child_pid, "sleep");
     let mut last = None;
     for _ in 0..100 {
         let now = proc
             .read_process(child_pid)
             .expect("read")
-            .map(|process| (process.comm, process.memory.rss));
-        if now.as_ref().is_some_and(|(comm, _)| comm == "sleep") && now == last {
+            .map(|process| process.memory.rss);
+        if now.is_some() && now == last {
             break;
         }
         last = now;

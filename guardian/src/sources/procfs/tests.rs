@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::classify::{Classification, Runtime};
 use crate::model::Model;
+use crate::test_support::{Sleeper, wait_for_comm};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/proc")
@@ -372,47 +373,6 @@ fn host_scan() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// A child of this test that sleeps until killed (and is reaped when dropped).
-struct Sleeper(std::process::Child);
-
-impl Sleeper {
-    fn spawn() -> Sleeper {
-        Sleeper(
-            std::process::Command::new("sleep")
-                .arg("1000")
-                .spawn()
-                .expect("spawn sleep"),
-        )
-    }
-
-    fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-
-    /// Kills and reaps it: its pid is free for reuse afterwards.
-    fn end(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
-/// Waits until `pid` shows `comm` (a just-spawned child may still be the test binary).
-fn wait_for_comm(pid: i32, comm: &str) {
-    let path = format!("/proc/{pid}/comm");
-    for _ in 0..500 {
-        if std::fs::read_to_string(&path).is_ok_and(|text| text.trim_end() == comm) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("{pid} never became {comm}");
-}
-
 /// This process's descriptors open on `/proc/PID/stat`.
 fn open_stat_files(pid: i32) -> usize {
     let target = PathBuf::from(format!("/proc/{pid}/stat"));
