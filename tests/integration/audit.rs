@@ -12,7 +12,7 @@ use guardian::{
     config::{Bytes, KillLogConfig},
 };
 
-use crate::common::{Needs, guardian_bin, marker, require};
+use crate::common::{Needs, assert_every_kill_has_an_intent, guardian_bin, marker, require};
 
 fn intent(pid: i32, rule: &str) -> Intent {
     Intent {
@@ -512,16 +512,5 @@ fn audit_log_survives_sigkill_at_random_moments_during_kills() {
 
     let (code, out, err) = verify_path(&path);
     assert_eq!(code, 0, "{out}{err}");
-    let intents: Vec<i64> = lines(&path)
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|record| record["kind"] == "intent")
-        .filter_map(|record| record["pid"].as_i64())
-        .collect();
-    for pid in &killed {
-        assert!(
-            intents.contains(&i64::from(*pid)),
-            "pid {pid} was killed without an intent record"
-        );
-    }
+    assert_every_kill_has_an_intent(&path, &killed);
 }

@@ -3,12 +3,14 @@
 //! log. Every process it killed has an intent record, and the chain verifies.
 
 use std::{
-    collections::HashSet,
     process::{Command, Stdio},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::common::{Needs, TestProcess, free_port, guardian_bin, marker, require, spawn_hog};
+use crate::common::{
+    Needs, TestProcess, assert_every_kill_has_an_intent, free_port, guardian_bin, marker, require,
+    spawn_hog,
+};
 
 const ROUNDS: usize = 12;
 const HOGS_PER_ROUND: usize = 4;
@@ -79,19 +81,7 @@ fn every_kill_has_an_intent_across_daemon_crashes() {
         "the guardian killed nothing in {ROUNDS} rounds"
     );
 
-    let text = std::fs::read_to_string(&log).expect("read kill log");
-    let intents: HashSet<i64> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|record| record["kind"] == "intent")
-        .filter_map(|record| record["pid"].as_i64())
-        .collect();
-    for pid in &killed {
-        assert!(
-            intents.contains(&i64::from(*pid)),
-            "pid {pid} was killed without an intent record"
-        );
-    }
+    let intents = assert_every_kill_has_an_intent(&log, &killed);
 
     let verify = Command::new(guardian_bin())
         .args(["audit", "verify"])
@@ -107,6 +97,6 @@ fn every_kill_has_an_intent_across_daemon_crashes() {
     eprintln!(
         "crash test: {} killed over {ROUNDS} crashes, {} intent records",
         killed.len(),
-        intents.len()
+        intents
     );
 }

@@ -398,3 +398,23 @@ impl Drop for TestCgroup {
         });
     }
 }
+
+/// Fails unless every pid in `killed` has an intent record in the kill log at `log`:
+/// the log is written before any signal, so a kill without one is the bug. Returns how
+/// many intent records the log holds.
+pub fn assert_every_kill_has_an_intent(log: &Path, killed: &[i32]) -> usize {
+    let text = std::fs::read_to_string(log).expect("read kill log");
+    let intents: std::collections::HashSet<i64> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["kind"] == "intent")
+        .filter_map(|record| record["pid"].as_i64())
+        .collect();
+    for pid in killed {
+        assert!(
+            intents.contains(&i64::from(*pid)),
+            "pid {pid} was killed without an intent record"
+        );
+    }
+    intents.len()
+}
