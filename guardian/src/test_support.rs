@@ -1,6 +1,30 @@
-//! Helpers the unit tests share: a child process of their own to look at.
+//! Helpers the unit tests share: a model process, and a child process of their own to
+//! look at.
 
 use std::{process::Child, time::Duration};
+
+use crate::{
+    classify::Classification,
+    model::{MemoryUsage, Process, ProcessKey},
+};
+
+/// A plain host process `p<pid>` with `rss` bytes of anonymous memory.
+pub fn process(pid: i32, start_ticks: u64, rss: u64) -> Process {
+    Process {
+        key: ProcessKey { pid, start_ticks },
+        ppid: 1,
+        uid: 0,
+        comm: format!("p{pid}"),
+        cmdline: vec![format!("p{pid}")].into(),
+        kernel_thread: false,
+        oom_score_adj: 0,
+        memory: MemoryUsage::from_parts(rss, 0, 0, 0),
+        cgroups: Vec::new().into(),
+        memory_cgroup: None,
+        class: Classification::default(),
+        started_secs: 0.0,
+    }
+}
 
 /// A `sleep` child of the test, killed and reaped on every path (tests only ever signal
 /// processes they started).

@@ -1,22 +1,5 @@
 use super::*;
-use crate::classify::Classification;
-
-fn process(pid: i32, start_ticks: u64, rss: u64) -> Process {
-    Process {
-        key: ProcessKey { pid, start_ticks },
-        ppid: 1,
-        uid: 0,
-        comm: "test".into(),
-        cmdline: vec!["test".into()].into(),
-        kernel_thread: false,
-        oom_score_adj: 0,
-        memory: MemoryUsage::from_parts(rss, 0, 0, 0),
-        cgroups: Vec::new().into(),
-        memory_cgroup: None,
-        class: Classification::default(),
-        started_secs: 0.0,
-    }
-}
+use crate::test_support::process;
 
 #[test]
 fn reused_pid_replaces_the_old_process_and_never_merges() {

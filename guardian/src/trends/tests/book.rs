@@ -6,28 +6,10 @@ use super::super::book::{LimitKind, Subject, TrendBook};
 use super::super::detector::{Params, Verdict};
 use crate::classify::Classification;
 use crate::config::{Bytes, Config, TrendsConfig};
-use crate::model::{
-    Cgroup, CgroupStats, HostMemory, Limit, MemoryUsage, Model, Process, ProcessKey,
-};
+use crate::model::{Cgroup, CgroupStats, HostMemory, Limit, Model, Process};
+use crate::test_support::process;
 
 const MIB: u64 = 1024 * 1024;
-
-fn process(pid: i32, start_ticks: u64, rss: u64) -> Process {
-    Process {
-        key: ProcessKey { pid, start_ticks },
-        ppid: 1,
-        uid: 0,
-        comm: format!("p{pid}"),
-        cmdline: vec![format!("p{pid}")].into(),
-        kernel_thread: false,
-        oom_score_adj: 0,
-        memory: MemoryUsage::from_parts(rss, 0, 0, 0),
-        cgroups: Vec::new().into(),
-        memory_cgroup: None,
-        class: Classification::default(),
-        started_secs: 0.0,
-    }
-}
 
 fn cgroup(path: &str, usage: u64, anon: u64, limit: Option<u64>) -> Cgroup {
     Cgroup {
