@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod http;
 pub mod model;
 pub mod policy;
+pub mod snapshot;
 pub mod sources;
 #[cfg(test)]
 mod test_support;

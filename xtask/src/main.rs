@@ -5,6 +5,7 @@ mod bench;
 mod bench_scrape;
 mod cmd;
 mod eval_trends;
+mod layers;
 mod package;
 mod setup;
 mod test;
@@ -37,6 +38,12 @@ enum Command {
     },
     /// Every check and test: fmt, clippy (warnings denied), unit and integration tests.
     Test,
+    /// The architecture check alone: no import cycle between modules, no import from a
+    /// lower layer to a higher one.
+    Layers {
+        /// Another checkout of the workspace to check (default: this one).
+        root: Option<PathBuf>,
+    },
     /// Measured figures of issues 4, 5 and 7, each as a ratio against a baseline run
     /// beside it, with the target (release binaries; needs root).
     Bench(bench::Options),
@@ -64,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         ),
         Command::Run { args } => run(&root, &args),
         Command::Test => test::test(&root),
+        Command::Layers { root: other } => layers::check(&other.unwrap_or(root)),
         Command::Bench(options) => bench::bench(&root, &options),
         Command::Package => package::package(&root).map(drop),
         Command::EvalTrends { dir } => {

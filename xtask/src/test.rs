@@ -14,6 +14,8 @@ use crate::{cmd, setup};
 pub fn test(root: &Path) -> anyhow::Result<()> {
     setup::setup(root, setup::For::Tests)?;
     cmd::run(root, "format check", "cargo", &["fmt", "--all", "--check"])?;
+    println!("==> [architecture] import cycles and layers of guardian/src");
+    crate::layers::check(root)?;
     cmd::run(
         root,
         "clippy",

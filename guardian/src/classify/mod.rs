@@ -14,9 +14,15 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::CgroupLine;
-
 pub use path::classify_path;
+
+/// One line of `/proc/PID/cgroup`: hierarchy id, controllers, path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CgroupLine {
+    pub hierarchy: u32,
+    pub controllers: Vec<String>,
+    pub path: String,
+}
 
 /// The container runtime (or manager) a cgroup path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

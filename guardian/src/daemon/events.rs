@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 
 use guardian_ebpf::{MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES};
 
-use super::{AppState, source::EbpfHandle};
+use super::source::EbpfHandle;
 use crate::{
     model::{Limit, Model, OomEvent, OomOrigin, OomScope, ProcessKey},
+    snapshot::AppState,
     sources::{KernelEvent, cgroup::CgroupReader, procfs::ProcReader},
 };
 

@@ -5,7 +5,6 @@ mod events;
 pub mod notify;
 mod pipeline;
 mod source;
-mod state;
 
 use std::{
     path::PathBuf,
@@ -18,12 +17,11 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-pub use state::{AppState, SourceKind, SourceStatus, Telemetry, Tracked};
-
 use crate::{
     audit::KillLog,
     config::{Config, ConfigError},
     policy::Executor,
+    snapshot::AppState,
 };
 
 /// Why the daemon could not start or stopped with an error.

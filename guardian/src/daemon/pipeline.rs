@@ -7,11 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{AppState, SourceKind, Tracked, events, source::EbpfHandle};
+use super::{events, source::EbpfHandle};
 use crate::{
     config::Config,
     model::{Model, OomEvent, OomOrigin},
     policy::{Executor, Policy, PolicyError},
+    snapshot::{AppState, SourceKind, Tracked},
     sources::{
         KernelEvent, Sighting,
         cgroup::{CgroupReader, OomWatch},

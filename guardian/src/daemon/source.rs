@@ -5,9 +5,9 @@ use std::sync::{Arc, atomic::AtomicU64};
 
 use tokio::sync::mpsc;
 
-use super::state::{SourceKind, SourceStatus};
 use crate::{
     config::{Config, SourceChoice},
+    snapshot::{SourceKind, SourceStatus},
     sources::{KernelEvent, cgroup::CgroupReader},
 };
 

@@ -11,8 +11,8 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    daemon::AppState,
     model::{Cgroup, OomEvent, Process},
+    snapshot::AppState,
 };
 
 /// A query string that, when malformed, answers 400 with a JSON error naming the
@@ -37,7 +37,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub version: &'static str,
-    pub source: crate::daemon::SourceStatus,
+    pub source: crate::snapshot::SourceStatus,
     pub dry_run: bool,
     pub uptime_seconds: f64,
     /// Seconds since the model last took fresh data.

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::daemon::AppState;
+use crate::snapshot::AppState;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,8 @@ use super::{api, healthz, metrics};
 use crate::{
     classify::Classification,
     config::Config,
-    daemon::{AppState, SourceKind, SourceStatus},
     model::{MemoryUsage, Process, ProcessKey},
+    snapshot::{AppState, SourceKind, SourceStatus},
 };
 
 fn state() -> Arc<AppState> {

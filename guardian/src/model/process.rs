@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::classify::Classification;
+use crate::classify::{CgroupLine, Classification};
 
 /// A process's identity: its pid and its start time (clock ticks after boot, field 22 of
 /// `/proc/PID/stat`). A reused pid has another start time, so it is another key.
@@ -35,14 +35,6 @@ impl MemoryUsage {
             swap,
         }
     }
-}
-
-/// One line of `/proc/PID/cgroup`: hierarchy id, controllers, path.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CgroupLine {
-    pub hierarchy: u32,
-    pub controllers: Vec<String>,
-    pub path: String,
 }
 
 /// Everything known of one process.

@@ -6,9 +6,9 @@ use std::{fmt, path::Path, time::Instant};
 use serde::Serialize;
 
 use crate::{
-    classify::Classification,
+    classify::{CgroupLine, Classification},
     config::Scope,
-    model::{CgroupLine, MemoryUsage, Model, Process},
+    model::{MemoryUsage, Model, Process},
 };
 
 use super::{

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use super::executor::KillReport;
+use super::report::KillReport;
 
 /// How many reports the ledger keeps.
 pub const LEDGER_HISTORY: usize = 256;

@@ -13,6 +13,7 @@ mod ledger;
 mod orphan;
 mod protect;
 mod ratelimit;
+mod report;
 mod rules;
 
 use std::{
@@ -28,12 +29,13 @@ use crate::{
     model::{Model, Process, ProcessKey},
 };
 
-pub use executor::{Executor, KillReport};
+pub use executor::Executor;
 pub use explain::{Explanation, RuleVerdict};
 pub use killer::KILL_CONFIRM;
 pub use ledger::{Ledger, OutcomeCount};
 pub use orphan::{Adopter, SUBREAPERS};
 pub use protect::{BUILTIN_COMMS, Protected};
+pub use report::KillReport;
 
 use ratelimit::{Backoff, RateLimiter};
 use rules::{OrphanRule, ThresholdRule};

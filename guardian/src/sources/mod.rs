@@ -5,6 +5,7 @@ pub mod cgroup;
 #[cfg(feature = "ebpf")]
 pub mod ebpf;
 mod kernel_event;
+pub mod kernfs;
 pub mod procfs;
 mod sighting;
 

@@ -14,6 +14,7 @@
 //! then measured from where the leak was first seen. A drop below a quarter of the last
 //! minute's minima is a restart: the series starts over.
 
+use super::params::MIN_POINTS;
 pub use super::params::{Params, Verdict};
 use super::ring::Ring;
 use super::stats::{self, MannKendall, Point, Scratch};
@@ -29,8 +30,6 @@ const COARSE_SLOTS: usize = 64;
 /// every 60 s bucket.
 const FINE_WINDOWS: [f64; 6] = [120.0, 180.0, 240.0, 300.0, 360.0, 480.0];
 const COARSE_WINDOWS: [f64; 8] = [600.0, 900.0, 1200.0, 1500.0, 1800.0, 2400.0, 3000.0, 3840.0];
-/// Fewest minima a window needs.
-pub const MIN_POINTS: usize = 6;
 /// A sample below this share of the last minute's minima is a restart.
 const RESTART_FRACTION: f64 = 0.25;
 /// A leak verdict is released only after this long, by a window this long with z below

@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+/// Fewest minima a window needs.
+pub const MIN_POINTS: usize = 6;
+
 /// Detector settings (from `[trends]` in the config).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {

@@ -2,7 +2,7 @@
 //! the real Node.js and Java traces and synthetic GC sawtooth traces (hundreds of
 //! series-hours of healthy ones, see the trends tests and `tests/fixtures/traces`).
 
-use super::detector::Params;
+use super::params::{MIN_POINTS, Params};
 use super::stats::{self, MannKendall, Point, Scratch};
 
 /// Mann-Kendall z for a likely rise (one-sided p < 0.023), for a significant one
@@ -140,7 +140,7 @@ fn is_material(
 /// Whether the last half of the window still rises at a good share of the whole's slope.
 fn still_rising(points: &[Point], slope: f64, scratch: &mut Scratch) -> bool {
     let n = points.len();
-    let recent = &points[n - (n / 2).max(super::detector::MIN_POINTS).min(n)..];
+    let recent = &points[n - (n / 2).max(MIN_POINTS).min(n)..];
     let mk = stats::mann_kendall(recent, scratch);
     let recent_slope =
         stats::theil_sen(recent, mk.var, Z_BOUND, scratch).map_or(0.0, |sen| sen.median * 1024.0);

@@ -33,8 +33,8 @@ use prometheus_client::{
 pub use exposition::Format;
 
 use crate::{
-    daemon::AppState,
     model::ProcessKey,
+    snapshot::AppState,
     trends::{Subject, TrendReport, Verdict},
 };
 use processes::TrackedRow;

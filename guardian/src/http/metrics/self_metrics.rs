@@ -12,7 +12,7 @@ use super::{
     families::{BYTES, SECONDS, counter, counters, gauge, infos},
     labels::Lv,
 };
-use crate::{daemon::AppState, model::Model};
+use crate::{model::Model, snapshot::AppState};
 
 /// Writes the guardian's own families.
 pub fn encode(state: &AppState, model: &Model, encoder: &mut DescriptorEncoder) -> fmt::Result {

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use tracing::debug;
 
 use crate::{
-    classify,
-    model::{Cgroup, CgroupLine, CgroupStats},
+    classify::{self, CgroupLine},
+    model::{Cgroup, CgroupStats},
 };
 
 pub use layout::{Hierarchy, Layout};

@@ -7,7 +7,7 @@ use std::{
 
 use crate::{
     model::{CgroupStats, Limit},
-    sources::procfs::parse_pressure,
+    sources::kernfs::proc::pressure as parse_pressure,
 };
 
 use super::{CgroupError, Hierarchy};

@@ -24,7 +24,6 @@
 mod held;
 mod io;
 mod merge;
-mod parse;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -36,15 +35,14 @@ use std::{
 };
 
 use crate::{
-    classify,
-    model::{CgroupLine, HostMemory, MemoryUsage, Process, ProcessKey},
-    sources::cgroup::memory_line,
+    classify::{self, CgroupLine},
+    model::{HostMemory, MemoryUsage, Process, ProcessKey},
+    sources::{cgroup::memory_line, kernfs::proc as parse},
 };
 
 use held::HeldStats;
 use io::{ProcDir, ProcRoot};
 
-pub(crate) use parse::pressure as parse_pressure;
 pub use scan::ScanReport;
 
 /// What can go wrong reading /proc.

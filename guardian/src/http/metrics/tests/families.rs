@@ -77,7 +77,7 @@ fn tracked_processes_are_exported_with_their_rule_threshold() {
         model.upsert_process(process(1, "huge", &["huge"], 900));
         model.upsert_process(process(2, "small", &["small", "--password", "hunter2"], 3));
     }
-    *state.tracked.write().expect("tracked lock") = vec![crate::daemon::Tracked {
+    *state.tracked.write().expect("tracked lock") = vec![crate::snapshot::Tracked {
         key: ProcessKey {
             pid: 2,
             start_ticks: 7,

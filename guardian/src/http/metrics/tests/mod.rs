@@ -16,9 +16,9 @@ use crate::{
     audit::OutcomeKind,
     classify::{Classification, Runtime},
     config::Config,
-    daemon::{AppState, SourceKind, SourceStatus},
     model::{Cgroup, CgroupStats, Limit, MemoryUsage, Pressure, Process, ProcessKey},
     policy::{KillReport, RuleKind},
+    snapshot::{AppState, SourceKind, SourceStatus},
     trends::{LimitKind, Subject, TrendReport, Verdict},
 };
 

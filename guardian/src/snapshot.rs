@@ -1,4 +1,4 @@
-//! What the daemon shares between its pipeline and its HTTP server.
+//! What the pipeline publishes and the HTTP server reads.
 
 use std::{
     sync::{Arc, Mutex, RwLock, atomic::AtomicU64},

@@ -2,7 +2,10 @@
 //! wrote, borrow instead of allocating where they can, and read only the fields needed:
 //! a steady-state scan parses one `stat` per process and nothing else.
 
-use crate::model::{CgroupLine, MemoryUsage, Pressure};
+use crate::{
+    classify::CgroupLine,
+    model::{MemoryUsage, Pressure},
+};
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/PID/stat`.
 pub const PF_KTHREAD: u64 = 0x0020_0000;
