@@ -7,6 +7,7 @@ mod common;
 mod docker;
 mod killswitch;
 mod metrics;
+mod notify;
 mod readers;
 mod sources;
 mod systemd;

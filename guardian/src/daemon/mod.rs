@@ -86,9 +86,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         "ready"
     );
     notify::ready(&status_line(&state));
+    let watched = state.clone();
+    let watchdog = notify::spawn_watchdog(move || watched.is_fresh());
 
     let result = main_loop(&mut pipeline, event_rx, config_path).await;
     notify::stopping();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let _ = stop_tx.send(true);
     // Detach the programs before anything else.
     if let Some(handle) = pipeline.take_ebpf() {
@@ -125,10 +130,6 @@ async fn main_loop(
             _ = tick.tick() => {
                 events::note_kernel_drops(pipeline.state(), pipeline.ebpf());
                 pipeline.tick().await;
-                // Only a fresh pipeline pets the watchdog: a hung one gets restarted.
-                if pipeline.state().is_fresh() {
-                    notify::watchdog();
-                }
                 notify::status(&status_line(pipeline.state()));
             }
             received = events.recv_many(&mut batch, events::BATCH), if !events.is_closed() || !batch.is_empty() => {
