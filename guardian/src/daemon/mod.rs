@@ -79,6 +79,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         state.telemetry.events_lost_user.clone(),
     )?;
     let mut pipeline = pipeline::Pipeline::new(state.clone(), started.kind, executor, ebpf)?;
+    // Before READY=1: systemd may send SIGHUP (reload) or SIGTERM as soon as it has it.
+    let signals = Signals::install()?;
     pipeline.full_tick().await;
     tracing::info!(
         source = started.kind.as_str(),
@@ -89,7 +91,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     let watched = state.clone();
     let watchdog = notify::spawn_watchdog(move || watched.is_fresh());
 
-    let result = main_loop(&mut pipeline, event_rx, config_path).await;
+    let result = main_loop(&mut pipeline, signals, event_rx, config_path).await;
     notify::stopping();
     if let Some(watchdog) = watchdog {
         watchdog.abort();
@@ -105,14 +107,34 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     result
 }
 
+/// The signals the daemon handles.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        Ok(Signals {
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+}
+
 async fn main_loop(
     pipeline: &mut pipeline::Pipeline,
+    signals: Signals,
     mut events: mpsc::Receiver<crate::sources::KernelEvent>,
     config_path: Option<PathBuf>,
 ) -> Result<(), DaemonError> {
-    let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
-    let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
-    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
+    let Signals {
+        mut terminate,
+        mut interrupt,
+        mut hangup,
+    } = signals;
     let mut tick = tokio::time::interval(pipeline.scan_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(events::BATCH);
