@@ -222,10 +222,15 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `guardian run` with `config` (TOML) and extra flags, and waits for /healthz.
     pub fn start(config: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with(config, extra, |_| {})
+    }
+
+    /// [`Daemon::start`] with the command adjusted first (environment variables).
+    pub fn start_with(config: &str, extra: &[&str], adjust: impl Fn(&mut Command)) -> Daemon {
         // A port found free can be taken by another test before the daemon binds it:
         // try again on another one.
         for _ in 0..4 {
-            match Daemon::try_start(config, extra) {
+            match Daemon::try_start(config, extra, &adjust) {
                 Ok(daemon) => return daemon,
                 Err(log) if log.contains("cannot listen") => continue,
                 Err(log) => panic!("guardian exited early:\n{log}"),
@@ -234,14 +239,20 @@ impl Daemon {
         panic!("guardian could not bind a free loopback port in 4 tries");
     }
 
-    fn try_start(config: &str, extra: &[&str]) -> Result<Daemon, String> {
+    fn try_start(
+        config: &str,
+        extra: &[&str],
+        adjust: &impl Fn(&mut Command),
+    ) -> Result<Daemon, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("guardian.toml");
         std::fs::write(&config_path, config).expect("write config");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let kill_log = dir.path().join("kills.jsonl");
         let log = std::fs::File::create(dir.path().join("guardian.log")).expect("log file");
-        let child = Command::new(guardian_bin())
+        let mut command = Command::new(guardian_bin());
+        adjust(&mut command);
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(&config_path)

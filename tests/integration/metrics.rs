@@ -215,13 +215,15 @@ fn every_metric_the_rules_and_dashboard_use_is_exported() {
     let mut used = BTreeSet::new();
     for file in ["config/alerts.yml", "config/dashboard.json"] {
         let text = std::fs::read_to_string(repo_file(file)).expect("read rules/dashboard");
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find("guardian_") {
-            let name: String = rest[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            rest = &rest[at + name.len()..];
+        // Names start with `guardian_` or (the guardian's own process) `process_`.
+        let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        for (at, _) in text.match_indices(is_name).filter(|(at, _)| {
+            !text[..*at].ends_with(is_name)
+                && ["guardian_", "process_"]
+                    .iter()
+                    .any(|prefix| text[*at..].starts_with(prefix))
+        }) {
+            let name: String = text[at..].chars().take_while(|c| is_name(*c)).collect();
             used.insert(name);
         }
     }

@@ -1,82 +1,109 @@
-//! A `tracing` layer that writes to journald's native socket: every event becomes one
-//! journal entry whose MESSAGE reads like the text log (`message key=value ...`, so
-//! plain `journalctl -u guardian` shows the pid, rule, error with line and column) and
-//! whose fields are also stored one by one (`GUARDIAN_PID=42`, `GUARDIAN_RULE=...`), so
-//! `journalctl GUARDIAN_RULE=host-over-300mb` or `-o json` read them as data.
+//! journald through `tracing-journald`, with a MESSAGE that reads like the text log.
 //!
-//! The protocol is systemd's native one (https://systemd.io/JOURNAL_NATIVE_PROTOCOL/):
-//! one datagram per entry, each field length-encoded. Spans are not exported (the
-//! guardian logs events only).
+//! Every event becomes one journal entry whose fields are stored one by one
+//! (`GUARDIAN_PID=42`, `GUARDIAN_RULE=...`), so `journalctl GUARDIAN_RULE=host-over-300mb`
+//! or `-o json` read them as data, and whose MESSAGE is `message key=value ...`, so plain
+//! `journalctl -u guardian` shows the pid, rule, error with line and column. The crate
+//! writes the native protocol (a memfd for entries too large for one datagram); this
+//! layer only rewrites the message before handing the event on.
 
-use std::{
-    fmt::{self, Write as _},
-    os::unix::net::UnixDatagram,
-    path::{Path, PathBuf},
+use std::fmt;
+
+use tracing::{
+    Event, Subscriber,
+    field::{Field, Value},
+    span,
 };
+use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
 
-use tracing::{Event, Level, Subscriber, field::Field};
-use tracing_subscriber::{Layer, layer::Context};
+/// Prefix of the guardian's own fields (`GUARDIAN_PID`), so they never collide with
+/// journald's.
+const FIELD_PREFIX: &str = "GUARDIAN";
 
-/// Where journald listens for native-protocol datagrams.
-pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
-
-/// Prefix of the guardian's own fields, so they never collide with journald's.
-const FIELD_PREFIX: &str = "GUARDIAN_";
-
-/// Longest value kept when an entry is too large for one datagram.
-const TRUNCATED_VALUE: usize = 4096;
-
-/// Sends each event to journald; send failures are dropped (nowhere left to report them).
+/// tracing-journald's layer, fed events whose message carries their fields.
 pub struct JournaldLayer {
-    socket: UnixDatagram,
-    path: PathBuf,
+    inner: tracing_journald::Layer,
 }
 
 impl JournaldLayer {
-    /// A layer for journald's socket at `path`; fails when nothing listens there.
-    pub fn connect(path: &Path) -> std::io::Result<JournaldLayer> {
-        let socket = UnixDatagram::unbound()?;
-        // journald ignores an empty datagram: this only proves someone listens.
-        socket.send_to(&[], path)?;
+    /// A layer for journald's socket (`/run/systemd/journal/socket`); fails when nothing
+    /// listens there.
+    pub fn connect() -> std::io::Result<JournaldLayer> {
         Ok(JournaldLayer {
-            socket,
-            path: path.to_path_buf(),
+            inner: tracing_journald::layer()?
+                .with_field_prefix(Some(FIELD_PREFIX.to_string()))
+                .with_syslog_identifier("guardian".to_string()),
         })
-    }
-
-    fn send(&self, entry: &Entry) {
-        if let Err(error) = self.socket.send_to(&entry.encode(usize::MAX), &self.path)
-            && error.raw_os_error() == Some(libc::EMSGSIZE)
-        {
-            let _ = self
-                .socket
-                .send_to(&entry.encode(TRUNCATED_VALUE), &self.path);
-        }
     }
 }
 
-impl<S: Subscriber> Layer<S> for JournaldLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
+impl<S> Layer<S> for JournaldLayer
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        self.inner.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        self.inner.on_record(id, values, ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let fields = Fields::of(event);
         let meta = event.metadata();
-        let entry = Entry {
-            level: *meta.level(),
-            target: meta.target(),
-            file: meta.file(),
-            line: meta.line(),
-            fields,
+        let Some(message_field) = meta.fields().field("message") else {
+            // No message to make readable: the crate's entry as it is.
+            self.inner.on_event(event, ctx);
+            return;
         };
-        self.send(&entry);
+        let message = fields.readable_message();
+        // Every field of the callsite, in its order: the message rewritten, the others
+        // as recorded (their own journal fields keep the plain value).
+        let values: Vec<Option<&dyn Value>> = meta
+            .fields()
+            .iter()
+            .map(|field| {
+                if field == message_field {
+                    Some(&message as &dyn Value)
+                } else {
+                    fields
+                        .others
+                        .iter()
+                        .find(|(name, _, _)| *name == field.name())
+                        .map(|(_, value, _)| value as &dyn Value)
+                }
+            })
+            .collect();
+        let values = meta.fields().value_set_all(&values);
+        self.inner.on_event(&Event::new(meta, &values), ctx);
     }
 }
 
 /// The message and the other fields of one event, in the order they were recorded.
 #[derive(Default)]
-struct Fields {
+pub(super) struct Fields {
     message: String,
     /// (name, value as stored in its own field, value as shown in MESSAGE)
     others: Vec<(&'static str, String, String)>,
+}
+
+impl Fields {
+    pub(super) fn of(event: &Event<'_>) -> Fields {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        fields
+    }
+
+    /// `message key=value ...`, strings quoted as the text log shows them.
+    pub(super) fn readable_message(&self) -> String {
+        use fmt::Write as _;
+        let mut message = self.message.clone();
+        for (name, _, shown) in &self.others {
+            let _ = write!(message, " {name}={shown}");
+        }
+        message
+    }
 }
 
 impl tracing::field::Visit for Fields {
@@ -97,86 +124,6 @@ impl tracing::field::Visit for Fields {
             self.others.push((field.name(), text.clone(), text));
         }
     }
-}
-
-struct Entry<'a> {
-    level: Level,
-    target: &'a str,
-    file: Option<&'a str>,
-    line: Option<u32>,
-    fields: Fields,
-}
-
-impl Entry<'_> {
-    /// The native-protocol datagram, each value cut to `limit` bytes.
-    fn encode(&self, limit: usize) -> Vec<u8> {
-        let mut message = self.fields.message.clone();
-        for (name, _, shown) in &self.fields.others {
-            let _ = write!(message, " {name}={shown}");
-        }
-        let mut out = Vec::with_capacity(256 + message.len());
-        put(&mut out, "MESSAGE", &message, limit);
-        put(&mut out, "PRIORITY", priority(self.level), limit);
-        put(&mut out, "SYSLOG_IDENTIFIER", "guardian", limit);
-        put(&mut out, "TARGET", self.target, limit);
-        if let Some(file) = self.file {
-            put(&mut out, "CODE_FILE", file, limit);
-        }
-        if let Some(line) = self.line {
-            put(&mut out, "CODE_LINE", &line.to_string(), limit);
-        }
-        for (name, value, _) in &self.fields.others {
-            put(&mut out, &field_name(name), value, limit);
-        }
-        out
-    }
-}
-
-/// syslog priorities: error 3, warning 4, notice 5 (info), info 6 (debug), debug 7.
-fn priority(level: Level) -> &'static str {
-    match level {
-        Level::ERROR => "3",
-        Level::WARN => "4",
-        Level::INFO => "5",
-        Level::DEBUG => "6",
-        Level::TRACE => "7",
-    }
-}
-
-/// `GUARDIAN_` and the name in journald's alphabet: upper case, digits, `_`.
-fn field_name(name: &str) -> String {
-    let mut out = String::from(FIELD_PREFIX);
-    out.extend(name.chars().map(|c| {
-        if c.is_ascii_alphanumeric() {
-            c.to_ascii_uppercase()
-        } else {
-            '_'
-        }
-    }));
-    out.truncate(64);
-    out
-}
-
-/// One field, length-encoded: `NAME\n`, the value's length (u64 LE), the value, `\n`.
-fn put(out: &mut Vec<u8>, name: &str, value: &str, limit: usize) {
-    let value = cut(value, limit);
-    out.extend_from_slice(name.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(&(value.len() as u64).to_le_bytes());
-    out.extend_from_slice(value.as_bytes());
-    out.push(b'\n');
-}
-
-/// `value` cut to at most `limit` bytes on a character boundary.
-fn cut(value: &str, limit: usize) -> &str {
-    if value.len() <= limit {
-        return value;
-    }
-    let mut end = limit;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    &value[..end]
 }
 
 #[cfg(test)]

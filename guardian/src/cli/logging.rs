@@ -12,15 +12,11 @@ use std::{
     io::IsTerminal as _,
     os::fd::{AsFd as _, BorrowedFd},
     os::unix::fs::MetadataExt as _,
-    path::Path,
 };
 
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
-use super::{
-    LogFormat,
-    journald::{JOURNAL_SOCKET, JournaldLayer},
-};
+use super::{LogFormat, journald::JournaldLayer};
 
 /// Filter used when `RUST_LOG` is unset.
 const DEFAULT_FILTER: &str = "info";
@@ -32,7 +28,7 @@ pub fn init(format: LogFormat) {
     let (filter, bad_filter) = filter();
     let mut journald_error = None;
     if stderr_is_journal() {
-        match JournaldLayer::connect(Path::new(JOURNAL_SOCKET)) {
+        match JournaldLayer::connect() {
             Ok(layer) => {
                 if tracing_subscriber::registry()
                     .with(filter)

@@ -77,6 +77,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         state.telemetry.events_lost_user.clone(),
     )?;
     let mut pipeline = pipeline::Pipeline::new(state.clone(), started.kind, executor, ebpf)?;
+    // Before READY=1: systemd may send SIGHUP (reload) or SIGTERM as soon as it has it.
+    let signals = Signals::install()?;
     pipeline.full_tick().await;
     tracing::info!(
         source = started.kind.as_str(),
@@ -84,9 +86,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         "ready"
     );
     notify::ready(&status_line(&state));
+    let watched = state.clone();
+    let watchdog = notify::spawn_watchdog(move || watched.is_fresh());
 
-    let result = main_loop(&mut pipeline, event_rx, config_path).await;
+    let result = main_loop(&mut pipeline, signals, event_rx, config_path).await;
     notify::stopping();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let _ = stop_tx.send(true);
     // Detach the programs before anything else.
     if let Some(handle) = pipeline.take_ebpf() {
@@ -98,14 +105,34 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     result
 }
 
+/// The signals the daemon handles.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        Ok(Signals {
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+}
+
 async fn main_loop(
     pipeline: &mut pipeline::Pipeline,
+    signals: Signals,
     mut events: mpsc::Receiver<crate::sources::KernelEvent>,
     config_path: Option<PathBuf>,
 ) -> Result<(), DaemonError> {
-    let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
-    let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
-    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
+    let Signals {
+        mut terminate,
+        mut interrupt,
+        mut hangup,
+    } = signals;
     let mut tick = tokio::time::interval(pipeline.scan_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(events::BATCH);
@@ -123,10 +150,6 @@ async fn main_loop(
             _ = tick.tick() => {
                 events::note_kernel_drops(pipeline.state(), pipeline.ebpf());
                 pipeline.tick().await;
-                // Only a fresh pipeline pets the watchdog: a hung one gets restarted.
-                if pipeline.state().is_fresh() {
-                    notify::watchdog();
-                }
                 notify::status(&status_line(pipeline.state()));
             }
             received = events.recv_many(&mut batch, events::BATCH), if !events.is_closed() || !batch.is_empty() => {

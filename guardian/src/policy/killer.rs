@@ -8,12 +8,13 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::OwnedFd,
     path::Path,
     time::{Duration, Instant},
 };
 
 use nix::errno::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 use tokio::io::unix::AsyncFd;
 
 use crate::{audit::OutcomeKind, config::KillAction, model::ProcessKey};
@@ -75,14 +76,10 @@ struct Pidfd(OwnedFd);
 
 impl Pidfd {
     fn open(pid: i32) -> Result<Pidfd, Errno> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor that
-        // nothing else owns.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: `fd` is a fresh, valid descriptor owned by nobody else.
-        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+        let pid = Pid::from_raw(pid).ok_or(Errno::ESRCH)?;
+        pidfd_open(pid, PidfdFlags::empty())
+            .map(Pidfd)
+            .map_err(rustix_errno)
     }
 
     /// Registers the pidfd with the runtime's reactor, to await its readability.
@@ -93,26 +90,18 @@ impl Pidfd {
             .map_err(|error| error.into_parts().1)
     }
 
-    fn send(&self, signal: libc::c_int) -> Result<(), Errno> {
-        Pidfd::send_raw(&self.0, signal)
+    fn send(&self, signal: Signal) -> Result<(), Errno> {
+        Pidfd::send_on(&self.0, signal)
     }
 
-    fn send_raw(fd: &OwnedFd, signal: libc::c_int) -> Result<(), Errno> {
-        // SAFETY: the pidfd is open; a null siginfo and zero flags are valid arguments.
-        let result = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if result < 0 {
-            return Err(Errno::last());
-        }
-        Ok(())
+    fn send_on(fd: &OwnedFd, signal: Signal) -> Result<(), Errno> {
+        pidfd_send_signal(fd, signal).map_err(rustix_errno)
     }
+}
+
+/// rustix's errno as nix's, which the outcome mapping and messages use.
+fn rustix_errno(errno: rustix::io::Errno) -> Errno {
+    Errno::from_raw(errno.raw_os_error())
 }
 
 /// Waits until the pidfd is readable (the process exited) or `timeout` passes.
@@ -143,8 +132,8 @@ pub(crate) async fn kill(
         return result;
     }
     let first = match action {
-        KillAction::Term => (libc::SIGTERM, "SIGTERM"),
-        KillAction::Kill => (libc::SIGKILL, "SIGKILL"),
+        KillAction::Term => (Signal::TERM, "SIGTERM"),
+        KillAction::Kill => (Signal::KILL, "SIGKILL"),
     };
     if let Err(errno) = pidfd.send(first.0) {
         return errno_result(errno, key, "pidfd_send_signal", Vec::new());
@@ -171,7 +160,7 @@ pub(crate) async fn kill(
         return exit_result(key, sent, start, exited);
     }
     // Still alive after the grace period.
-    match Pidfd::send_raw(fd.get_ref(), libc::SIGKILL) {
+    match Pidfd::send_on(fd.get_ref(), Signal::KILL) {
         // It exited (and was reaped) between the wait and SIGKILL.
         Err(Errno::ESRCH) => return exit_result(key, sent, start, Ok(true)),
         Err(errno) => return errno_result(errno, key, "pidfd_send_signal SIGKILL", sent),

@@ -200,31 +200,22 @@ impl Drop for Owned {
 /// Waits up to `timeout` for the process behind `pid` (our own child, not yet reaped) to
 /// exit, through a pidfd; returns CLOCK_MONOTONIC when it did, `None` on timeout.
 pub fn wait_exit(pid: i32, timeout: Duration) -> anyhow::Result<Option<u64>> {
-    // SAFETY: pidfd_open takes a pid and flags, returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        bail!("pidfd_open({pid}): {}", std::io::Error::last_os_error());
-    }
-    let fd = fd as libc::c_int;
-    let mut pollfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+    use rustix::{
+        event::{PollFd, PollFlags, Timespec, poll},
+        process::{Pid, PidfdFlags, pidfd_open},
     };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd; the fd is ours and closed right after.
-    let ready = unsafe { libc::poll(&mut pollfd, 1, ms) };
+    let fd = Pid::from_raw(pid)
+        .ok_or_else(|| anyhow::anyhow!("pidfd_open({pid}): not a pid"))
+        .and_then(|pid| Ok(pidfd_open(pid, PidfdFlags::empty())?))
+        .with_context(|| format!("pidfd_open({pid})"))?;
+    let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    });
+    let ready = poll(&mut [PollFd::new(&fd, PollFlags::IN)], Some(&timeout))
+        .with_context(|| format!("poll on the pidfd of {pid}"))?;
     let now = monotonic_ns();
-    // SAFETY: closing the fd pidfd_open gave us.
-    unsafe { libc::close(fd) };
-    match ready {
-        1 => Ok(Some(now)),
-        0 => Ok(None),
-        _ => bail!(
-            "poll on pidfd of {pid}: {}",
-            std::io::Error::last_os_error()
-        ),
-    }
+    Ok((ready == 1).then_some(now))
 }
 
 /// CPU time of process `pid` (all its threads, the exited ones too) in seconds, from its

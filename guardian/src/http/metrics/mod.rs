@@ -9,6 +9,7 @@ mod families;
 mod host;
 mod kills;
 mod labels;
+mod own_process;
 mod processes;
 mod self_metrics;
 #[cfg(test)]
@@ -62,6 +63,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 pub fn render(state: &Arc<AppState>, format: Format) -> Result<String, fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(StateCollector(Arc::clone(state))));
+    registry.register_collector(Box::new(own_process::OwnProcessCollector));
     let mut body = String::with_capacity(64 * 1024);
     encode(&mut body, &registry)?;
     Ok(match format {

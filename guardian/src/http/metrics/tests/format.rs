@@ -77,14 +77,19 @@ fn negotiation_follows_the_accept_header() {
 
 #[test]
 fn own_process_stat_parses_with_awkward_comm() {
-    let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 500 0 0 0 150 50 0 0 20 0 7 0 1000 123456789 2048 18446744073709551615";
-    let own = OwnProcess::parse(stat, 100.0, 4096, 1_700_000_000.0).expect("test value");
+    let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 500 0 0 0 150 50 0 0 20 0 7 0 1000 123456789 2048 18446744073709551615 \
+                4194304 4198400 140737488347136 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
+    let stat = <procfs::process::Stat as procfs::FromRead>::from_read(stat.as_bytes())
+        .expect("test value");
+    let own = OwnProcess::from_stat(&stat, 100.0, 4096, 1_700_000_000.0);
     assert_eq!(own.cpu_seconds, 2.0);
     assert_eq!(own.threads, 7);
     assert_eq!(own.start_time_seconds, 1_700_000_010.0);
     assert_eq!(own.virtual_bytes, 123_456_789);
     assert_eq!(own.resident_bytes, 2048 * 4096);
-    assert!(OwnProcess::read().is_some_and(|own| own.resident_bytes > 0));
+    let live = OwnProcess::read().expect("/proc/self");
+    assert!(live.resident_bytes > 0 && live.threads >= 1 && live.open_fds >= 3);
+    assert!(live.max_fds.is_some_and(|max| max >= live.open_fds));
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::{
     exposition::{Format, to_classic},
     labels::{truncate, write_escaped},
+    own_process::OwnProcess,
     render,
-    self_metrics::OwnProcess,
 };
 use crate::{
     audit::OutcomeKind,
