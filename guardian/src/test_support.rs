@@ -68,3 +68,46 @@ pub fn wait_for_comm(pid: i32, comm: &str) {
     }
     panic!("{pid} never became {comm}");
 }
+
+/// A stand-in for /proc holding only `PID/exe` links, for the executable checks. A
+/// system program's link leads (through a link with its name) to `/usr/bin/true`, a
+/// root-owned system binary; anyone else's to a file others may write.
+pub struct ExeRoot(tempfile::TempDir);
+
+impl ExeRoot {
+    pub fn new() -> ExeRoot {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("bin")).expect("bin dir");
+        let anyones = dir.path().join("anyones");
+        std::fs::write(&anyones, b"#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(
+            &anyones,
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .expect("chmod");
+        ExeRoot(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    /// Makes `PID/exe` name `program`, a system binary or not.
+    pub fn link(&self, pid: i32, program: &str, system: bool) {
+        let root = self.0.path();
+        let dir = root.join(if system { "bin" } else { "user" });
+        std::fs::create_dir_all(&dir).expect("program dir");
+        let named = dir.join(program);
+        if !named.exists() {
+            let target = if system {
+                std::path::PathBuf::from("/usr/bin/true")
+            } else {
+                root.join("anyones")
+            };
+            std::os::unix::fs::symlink(target, &named).expect("program link");
+        }
+        let pid_dir = root.join(pid.to_string());
+        std::fs::create_dir_all(&pid_dir).expect("pid dir");
+        std::os::unix::fs::symlink(&named, pid_dir.join("exe")).expect("exe link");
+    }
+}

@@ -2,6 +2,7 @@
 //! this test starts. Every rule matches a marker only the test's own processes carry.
 
 mod containers;
+mod disguise;
 mod executor;
 mod orphans;
 

@@ -6,6 +6,8 @@
 //! process's systemd unit, and anything container-like that matches no known layout is
 //! reported as [`Classification::Unknown`] instead of being guessed.
 
+#[cfg(test)]
+mod corpus;
 mod path;
 #[cfg(test)]
 mod tests;
@@ -46,9 +48,14 @@ pub enum Runtime {
     /// LXC and LXD: `/lxc/<name>`, `/lxc.payload.<name>`.
     #[serde(rename = "lxc")]
     Lxc,
-    /// systemd-nspawn: `/machine.slice/machine-<name>.scope`.
+    /// systemd-nspawn: `/machine.slice/machine-<name>.scope`,
+    /// `systemd-nspawn@<name>.service`.
     #[serde(rename = "systemd-nspawn")]
     Nspawn,
+    /// HashiCorp Nomad's own task cgroups (exec, raw_exec, java drivers):
+    /// `nomad.slice/share.slice/<alloc id>.<task>.scope`.
+    #[serde(rename = "nomad")]
+    Nomad,
 }
 
 impl Runtime {
@@ -62,6 +69,7 @@ impl Runtime {
             Runtime::Podman => "podman",
             Runtime::Lxc => "lxc",
             Runtime::Nspawn => "systemd-nspawn",
+            Runtime::Nomad => "nomad",
         }
     }
 }
@@ -101,7 +109,8 @@ pub enum Classification {
     /// Inside a container.
     Container {
         runtime: Runtime,
-        /// Container id (64 hex digits) or, for LXC and systemd-nspawn, its name.
+        /// Container id (64 hex digits) or, for LXC and systemd-nspawn, its name; for
+        /// Nomad `<alloc id>.<task>`.
         id: String,
         /// Kubernetes pod UID (with dashes), when under `kubepods`.
         pod_uid: Option<String>,

@@ -8,21 +8,37 @@ use super::{Classification, QosClass, Runtime};
 /// decides (so a container nested in another is reported as the outer one, the one the
 /// host's runtime knows). A path that names no runtime but carries a 64-hex-digit id
 /// somewhere (an unknown runtime, a custom `--cgroup-parent`) is
-/// [`Classification::Unknown`]; any other path is a host path.
+/// [`Classification::Unknown`], and so is a path read from inside a cgroup namespace
+/// (`/../..`); any other path is a host path. Mount units named after container storage
+/// (`var-lib-docker-overlay2-<id>-merged.mount`) are host units.
 pub fn classify_path(path: &str) -> Classification {
+    // The kernel marks the cgroup of a zombie whose cgroup was removed.
+    let path = path.strip_suffix(" (deleted)").unwrap_or(path);
     let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+    if parts.contains(&"..") {
+        return Classification::Unknown;
+    }
     let mut group = None;
     for (index, part) in parts.iter().enumerate() {
         let rest = &parts[index + 1..];
+        // A runtime layout inside a cgroup that already carries an id no rule knew
+        // (kind inside a CI job's container) is that unknown container's.
+        if group.is_none()
+            && index > 0
+            && has_container_id(parts[index - 1])
+            && !is_mount_unit(parts[index - 1])
+        {
+            return Classification::Unknown;
+        }
         if *part == "kubepods" {
             return kube_cgroupfs(rest);
         }
         if let Some(slice) = part.strip_suffix(".slice")
-            && slice.split('-').any(|segment| segment == "kubepods")
+            && kube_slice(slice).is_some()
         {
             return kube_systemd(&parts[index..]);
         }
-        match top_level(part, rest.first().copied()) {
+        match top_level(index, part, rest) {
             Found::Final(class) => return class,
             Found::Group(class) => {
                 group.get_or_insert(class);
@@ -33,13 +49,16 @@ pub fn classify_path(path: &str) -> Classification {
     if let Some(group) = group {
         return group;
     }
-    if parts.iter().any(|part| has_container_id(part)) {
+    if parts
+        .iter()
+        .any(|part| !is_mount_unit(part) && has_container_id(part))
+    {
         return Classification::Unknown;
     }
     let unit = parts
         .iter()
         .rev()
-        .find(|part| part.ends_with(".service") || part.ends_with(".scope"))
+        .find(|part| part.ends_with(".service") || part.ends_with(".scope") || is_mount_unit(part))
         .map(|unit| (*unit).to_string());
     Classification::Host { unit }
 }
@@ -54,8 +73,9 @@ enum Found {
     Nothing,
 }
 
-/// A component outside `kubepods`; `next` is the component below it.
-fn top_level(part: &str, next: Option<&str>) -> Found {
+/// A component outside `kubepods`: `index` is its depth, `rest` the components below.
+fn top_level(index: usize, part: &str, rest: &[&str]) -> Found {
+    let next = rest.first().copied();
     match part {
         "docker" => {
             return Found::Final(match next {
@@ -70,6 +90,24 @@ fn top_level(part: &str, next: Option<&str>) -> Found {
                 Some(name) => container(Runtime::Lxc, name, None, None),
             });
         }
+        "lxc.monitor" | "lxc.pivot" => return Found::Final(group(Runtime::Lxc, None, None)),
+        "libpod_parent" => {
+            return if next == Some("conmon") {
+                Found::Final(group(Runtime::Podman, None, None))
+            } else {
+                Found::Group(group(Runtime::Podman, None, None))
+            };
+        }
+        "nomad.slice" | "nomad" => return nomad(rest),
+        // ctr and nerdctl with the cgroupfs driver: `/<namespace>/<id>`, namespace
+        // `default` unless set.
+        "default" if index == 0 => {
+            if let Some(id) = next.filter(|id| is_container_id(id)) {
+                return Found::Final(container(Runtime::Containerd, id, None, None));
+            }
+        }
+        // The ECS agent on cgroup v1: `/ecs/<task id>/<container id>`.
+        "ecs" if index == 0 => return Found::Final(ecs(rest)),
         _ => {}
     }
     if let Some(name) = part.strip_prefix("lxc.payload.") {
@@ -79,32 +117,128 @@ fn top_level(part: &str, next: Option<&str>) -> Found {
             container(Runtime::Lxc, name, None, None)
         });
     }
-    if part == "lxc.monitor" || part.starts_with("lxc.monitor.") {
+    if part.starts_with("lxc.monitor.") {
         return Found::Final(group(Runtime::Lxc, None, None));
     }
     if let Some(name) = part
         .strip_prefix("machine-")
         .and_then(|rest| rest.strip_suffix(".scope"))
     {
+        return Found::Final(machine(name));
+    }
+    if let Some(name) = part
+        .strip_prefix("systemd-nspawn@")
+        .and_then(|rest| rest.strip_suffix(".service"))
+    {
         let name = systemd_unescape(name);
-        // libvirt registers its guests with machined too (`machine-qemu\x2d1\x2dvm.scope`):
-        // virtual machines and libvirt-lxc guests are not nspawn containers.
-        return Found::Final(
-            if name.is_empty() || name.starts_with("qemu-") || name.starts_with("lxc-") {
-                Classification::Unknown
-            } else {
-                container(Runtime::Nspawn, &name, None, None)
-            },
-        );
+        return Found::Final(if name.is_empty() {
+            Classification::Unknown
+        } else if next == Some("supervisor") {
+            group(Runtime::Nspawn, None, None)
+        } else {
+            container(Runtime::Nspawn, &name, None, None)
+        });
     }
     if part.contains("libpod_pod_") && part.ends_with(".slice") {
         return Found::Group(group(Runtime::Podman, None, None));
+    }
+    // The ECS agent on cgroup v2: `ecstasks.slice/ecstasks-<task id>.slice/docker-<id>.scope`.
+    if part == "ecstasks.slice" || (part.starts_with("ecstasks-") && part.ends_with(".slice")) {
+        return Found::Group(group(Runtime::Docker, None, None));
+    }
+    if part.contains(':') {
+        return Found::Final(colon_form(part));
     }
     match runtime_leaf(part) {
         Some(Leaf::Container(runtime, id)) => Found::Final(container(runtime, id, None, None)),
         Some(Leaf::Monitor(runtime)) => Found::Final(group(runtime, None, None)),
         Some(Leaf::Malformed) => Found::Final(Classification::Unknown),
         None => Found::Nothing,
+    }
+}
+
+/// `machine-<name>.scope`: a machine registered with systemd-machined.
+fn machine(escaped: &str) -> Classification {
+    let name = systemd_unescape(escaped);
+    // libvirt registers its guests with machined too (`machine-qemu\x2d1\x2dvm.scope`):
+    // virtual machines and libvirt-lxc guests are not nspawn containers.
+    if name.is_empty() || name.starts_with("qemu-") || name.starts_with("lxc-") {
+        Classification::Unknown
+    } else {
+        container(Runtime::Nspawn, &name, None, None)
+    }
+}
+
+/// Nomad's task cgroups: `nomad.slice/[share.slice|reserve.slice/]<alloc id>.<task>.scope`
+/// on v2, `nomad/[share|reserve/]<alloc id>.<task>` on v1. Anything else below Nomad's
+/// parent (a Docker or Podman task's scope) is read by the walk that goes on.
+fn nomad(rest: &[&str]) -> Found {
+    let mut rest = rest.iter().copied();
+    let mut task = rest.next();
+    if let Some("share.slice" | "reserve.slice" | "share" | "reserve") = task {
+        task = rest.next();
+    }
+    let Some(task) = task else {
+        return Found::Final(group(Runtime::Nomad, None, None));
+    };
+    let name = task.strip_suffix(".scope").unwrap_or(task);
+    match name.split_once('.') {
+        Some((alloc, task_name)) if is_uuid(alloc) && !task_name.is_empty() => {
+            Found::Final(container(Runtime::Nomad, name, None, None))
+        }
+        _ => Found::Group(group(Runtime::Nomad, None, None)),
+    }
+}
+
+/// The ECS agent's v1 layout below `/ecs`: a task, then its containers.
+fn ecs(rest: &[&str]) -> Classification {
+    match rest {
+        [] => group(Runtime::Docker, None, None),
+        [task, tail @ ..] if is_task_id(task) => match tail.first() {
+            None => group(Runtime::Docker, None, None),
+            Some(id) if is_container_id(id) => container(Runtime::Docker, id, None, None),
+            Some(_) => Classification::Unknown,
+        },
+        _ => Classification::Unknown,
+    }
+}
+
+/// `<slice>:<runtime prefix>:<id>`: the cgroup name runc gets in the systemd driver's
+/// notation when the runtime does not use systemd after all (containerd with
+/// `SystemdCgroup = false` under a kubelet with the systemd driver):
+/// `kubepods-burstable-pod<uid>.slice:cri-containerd:<id>`.
+fn colon_form(part: &str) -> Classification {
+    let mut fields = part.split(':');
+    let (Some(slice), Some(prefix), Some(id), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Classification::Unknown;
+    };
+    let runtime = match prefix {
+        "cri-containerd" | "nerdctl" => Runtime::Containerd,
+        "crio" => Runtime::Crio,
+        "docker" => Runtime::Docker,
+        "libpod" => Runtime::Podman,
+        _ => return Classification::Unknown,
+    };
+    if !is_container_id(id) {
+        return Classification::Unknown;
+    }
+    let Some(slice) = slice.strip_suffix(".slice") else {
+        return Classification::Unknown;
+    };
+    match kube_slice(slice) {
+        Some(KubeSlice {
+            qos,
+            uid: Some(uid),
+        }) => container(
+            runtime,
+            id,
+            Some(uid),
+            Some(qos.unwrap_or(QosClass::Guaranteed)),
+        ),
+        Some(KubeSlice { uid: None, .. }) => Classification::Unknown,
+        None => container(runtime, id, None, None),
     }
 }
 
@@ -125,8 +259,11 @@ const LEAVES: &[(&str, Option<Runtime>, Runtime)] = &[
         Some(Runtime::Containerd),
         Runtime::Containerd,
     ),
+    // Podman's `--cgroups=split` (Quadlet units): the payload below the unit's cgroup.
+    ("libpod-payload-", Some(Runtime::Podman), Runtime::Podman),
     ("libpod-conmon-", None, Runtime::Podman),
     ("crio-conmon-", None, Runtime::Crio),
+    ("nerdctl-", Some(Runtime::Containerd), Runtime::Containerd),
     ("libpod-", Some(Runtime::Podman), Runtime::Podman),
     ("docker-", Some(Runtime::Docker), Runtime::Docker),
     ("crio-", Some(Runtime::Crio), Runtime::Crio),
@@ -171,9 +308,47 @@ fn kube_cgroupfs(rest: &[&str]) -> Classification {
     )
 }
 
-/// kubelet's systemd driver: `/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid>.slice/<runtime>-<id>.scope`,
-/// with the uid's dashes written as underscores. The slices may carry a prefix
-/// (`kubelet-kubepods.slice` under kind).
+/// What one kubelet slice name (without `.slice`) says.
+struct KubeSlice {
+    qos: Option<QosClass>,
+    /// The pod UID with dashes.
+    uid: Option<String>,
+}
+
+/// Reads `[<prefix>-]kubepods[-<qos>][-pod<uid>]` (kubelet writes the uid's dashes as
+/// underscores; kubelets before 1.8 left them as dashes). `None` when the name is not a
+/// kubelet slice at all.
+fn kube_slice(slice: &str) -> Option<KubeSlice> {
+    let after = if slice == "kubepods" || slice.ends_with("-kubepods") {
+        ""
+    } else if let Some(at) = slice.find("kubepods-") {
+        if at != 0 && !slice[..at].ends_with('-') {
+            return None;
+        }
+        &slice[at + "kubepods-".len()..]
+    } else {
+        return None;
+    };
+    let (qos, after) = if let Some(rest) = after.strip_prefix("burstable") {
+        (Some(QosClass::Burstable), rest)
+    } else if let Some(rest) = after.strip_prefix("besteffort") {
+        (Some(QosClass::BestEffort), rest)
+    } else {
+        (None, after)
+    };
+    let after = after.strip_prefix('-').unwrap_or(after);
+    if after.is_empty() {
+        return Some(KubeSlice { qos, uid: None });
+    }
+    let uid = after.strip_prefix("pod").filter(|uid| is_pod_uid(uid))?;
+    Some(KubeSlice {
+        qos,
+        uid: Some(uid.replace('_', "-")),
+    })
+}
+
+/// kubelet's systemd driver: `/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid>.slice/<runtime>-<id>.scope`.
+/// The slices may carry a prefix (`kubelet-kubepods.slice` under kind).
 fn kube_systemd(parts: &[&str]) -> Classification {
     let mut qos = None;
     let mut uid = None;
@@ -182,20 +357,11 @@ fn kube_systemd(parts: &[&str]) -> Classification {
         .get(index)
         .and_then(|part| part.strip_suffix(".slice"))
     {
-        let mut segments = slice.split('-');
-        if !segments.any(|segment| segment == "kubepods") {
+        let Some(found) = kube_slice(slice) else {
             return Classification::Unknown;
-        }
-        for segment in segments {
-            match segment {
-                "burstable" => qos = Some(QosClass::Burstable),
-                "besteffort" => qos = Some(QosClass::BestEffort),
-                _ => match segment.strip_prefix("pod") {
-                    Some(found) if is_pod_uid(found) => uid = Some(found.replace('_', "-")),
-                    _ => return Classification::Unknown,
-                },
-            }
-        }
+        };
+        qos = found.qos.or(qos);
+        uid = found.uid.or(uid);
         index += 1;
     }
     match uid {
@@ -248,17 +414,18 @@ fn group(runtime: Runtime, pod_uid: Option<String>, qos: Option<QosClass>) -> Cl
 
 /// Docker, containerd, CRI-O and Podman all name containers by 64 lowercase hex digits.
 fn is_container_id(id: &str) -> bool {
-    id.len() == 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 64 && id.bytes().all(is_lower_hex)
+}
+
+fn is_lower_hex(byte: u8) -> bool {
+    byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)
 }
 
 /// True when `part` holds a run of 64 hex digits: some runtime's container id.
 fn has_container_id(part: &str) -> bool {
     let mut run = 0;
     for byte in part.bytes() {
-        if byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte) {
+        if is_lower_hex(byte) {
             run += 1;
             if run == 64 {
                 return true;
@@ -270,6 +437,12 @@ fn has_container_id(part: &str) -> bool {
     false
 }
 
+/// systemd's mount units (`var-lib-docker-overlay2-<id>-merged.mount`) hold no container
+/// even when the mounted path names one.
+fn is_mount_unit(part: &str) -> bool {
+    part.ends_with(".mount")
+}
+
 /// A pod UID as kubelet writes it: hex digits with dashes (cgroupfs) or underscores
 /// (systemd).
 fn is_pod_uid(uid: &str) -> bool {
@@ -277,6 +450,20 @@ fn is_pod_uid(uid: &str) -> bool {
         && uid
             .bytes()
             .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'_')
+}
+
+/// An RFC 4122 UUID in its 36-character text form (Nomad's allocation ids).
+fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(at, b)| match at {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// An ECS task id: 32 hex digits, or a UUID on older agents.
+fn is_task_id(text: &str) -> bool {
+    (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())) || is_uuid(text)
 }
 
 /// Undoes systemd's unit-name escaping (`\x2d` for `-`).

@@ -42,9 +42,18 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     model.host = reader
         .host_memory()
         .context("reading /proc/meminfo (MemTotal resolves percentage thresholds)")?;
-    // The parent decides whether the process counts as an orphan of a subreaper.
-    if let Ok(Some(parent)) = reader.read_process(process.ppid) {
-        model.upsert_process(parent);
+    // The parent decides whether the process counts as an orphan of a subreaper; the
+    // ancestors whether a container is confirmed (a runtime helper among them).
+    let mut ppid = process.ppid;
+    for _ in 0..64 {
+        if ppid <= 0 {
+            break;
+        }
+        let Ok(Some(ancestor)) = reader.read_process(ppid) else {
+            break;
+        };
+        ppid = ancestor.ppid;
+        model.upsert_process(ancestor);
     }
     model.upsert_process(process.clone());
     let policy = Policy::new(&config, std::process::id() as i32)

@@ -14,10 +14,11 @@ use crate::{
 use super::{
     Policy, RuleKind, bytes, orphan,
     orphan::Adopter,
-    protect::Protected,
+    protect::{Protected, builtin_name},
     ratelimit::Backoff,
     rules::{Check, CompiledMatchers, host_unit},
     threshold_text,
+    vetting::Vetted,
 };
 
 /// One condition of a rule and whether it holds.
@@ -57,6 +58,13 @@ pub struct Explanation {
     pub memory_cgroup: Option<String>,
     pub classification: Classification,
     pub mem_total_bytes: u64,
+    /// `/proc/PID/exe`, when readable.
+    pub executable: Option<crate::policy::Executable>,
+    /// Whether the container classification is confirmed (see the vetting module).
+    pub vetted: Vetted,
+    /// A built-in protected name the process carries although its executable is not
+    /// that program (or not a root-owned system binary).
+    pub impostor: Option<String>,
     /// Why it is never killed, when it is protected.
     pub protected: Option<Protected>,
     pub orphan: Option<Adopter>,
@@ -75,10 +83,12 @@ impl Policy {
         let uptime = orphan::read_uptime(Path::new("/proc")).ok();
         let mem_total = model.host.total;
         let adopter = orphan::adopter(process, model);
+        let vetted = self.vetting.vet(process, model);
+        let class = self.vetting.scope_class(process, model);
         let age = uptime.map(|uptime| orphan::age_secs(process, uptime));
         let mut rules = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
-            let mut checks = matcher_checks(&rule.matchers, process);
+            let mut checks = matcher_checks(&rule.matchers, process, &class);
             let threshold = rule.threshold_bytes(mem_total);
             let rss = process.memory.rss;
             checks.push(match threshold {
@@ -118,7 +128,7 @@ impl Policy {
             rules.push(verdict(&rule.name, RuleKind::Threshold, threshold, checks));
         }
         for rule in &self.orphans {
-            let mut checks = matcher_checks(&rule.matchers, process);
+            let mut checks = matcher_checks(&rule.matchers, process, &class);
             checks.push(CheckResult {
                 check: "orphan",
                 ok: adopter.is_some(),
@@ -163,7 +173,12 @@ impl Policy {
             memory_cgroup: process.memory_cgroup.clone(),
             classification: process.class.clone(),
             mem_total_bytes: mem_total,
-            protected: self.protect.check(process),
+            executable: self.vetting.executable(process),
+            vetted,
+            protected: self.protect.check(process, &self.vetting),
+            impostor: builtin_name(process)
+                .filter(|name| !self.vetting.is_program(process, name))
+                .map(str::to_string),
             orphan: adopter,
             backoff_wait_s: self
                 .brakes
@@ -193,29 +208,42 @@ fn verdict(
 }
 
 /// The scope and every matcher the rule sets, with what the process has.
-fn matcher_checks(matchers: &CompiledMatchers, process: &Process) -> Vec<CheckResult> {
+/// `class` is the classification the rules see (vetted).
+fn matcher_checks(
+    matchers: &CompiledMatchers,
+    process: &Process,
+    class: &Classification,
+) -> Vec<CheckResult> {
     Check::ALL
         .iter()
         .filter_map(|check| {
-            let ok = matchers.test(*check, process)?;
+            let ok = matchers.test(*check, process, class)?;
             Some(CheckResult {
                 check: check.name(),
                 ok,
-                detail: describe(*check, ok, matchers, process),
+                detail: describe(*check, ok, matchers, process, class),
             })
         })
         .collect()
 }
 
-fn describe(check: Check, ok: bool, matchers: &CompiledMatchers, process: &Process) -> String {
+fn describe(
+    check: Check,
+    ok: bool,
+    matchers: &CompiledMatchers,
+    process: &Process,
+    class: &Classification,
+) -> String {
     let verb = if ok { "matches" } else { "does not match" };
     match check {
         Check::Scope => format!(
             "scope {}: the process is {}{}",
             scope_name(matchers.scope),
-            describe_class(&process.class),
-            if matches!(
-                process.class,
+            describe_class(class),
+            if *class != process.class {
+                " (its cgroup looks like a container's, but that is not confirmed)"
+            } else if matches!(
+                class,
                 Classification::Unknown | Classification::Group { .. }
             ) {
                 " (neither host nor container: only scope any takes it)"
@@ -246,7 +274,7 @@ fn describe(check: Check, ok: bool, matchers: &CompiledMatchers, process: &Proce
             ),
             None => "no memory cgroup known".to_string(),
         },
-        Check::Unit => match host_unit(&process.class) {
+        Check::Unit => match host_unit(class) {
             Some(unit) => format!(
                 "unit {unit:?} {verb} {:?}",
                 matchers.unit.as_ref().map_or("", |g| g.0.as_str())
@@ -344,6 +372,46 @@ impl fmt::Display for Explanation {
         }
         if let Some(adopter) = &self.orphan {
             writeln!(f, "  orphan   {adopter}")?;
+        }
+        match &self.executable {
+            Some(exe) => writeln!(
+                f,
+                "  exe      {}{}",
+                exe.path,
+                if exe.system {
+                    " (root-owned system binary)"
+                } else {
+                    " (not a root-owned system binary)"
+                }
+            )?,
+            None => writeln!(f, "  exe      unreadable")?,
+        }
+        match &self.vetted {
+            Vetted::NotNeeded => {}
+            Vetted::Confirmed(found) => writeln!(
+                f,
+                "  confirmed a container: descends from {} runtime helper {} (pid {})",
+                found.runtime, found.helper_comm, found.helper_pid
+            )?,
+            Vetted::KnownToRuntime => {
+                writeln!(f, "  confirmed a container: its runtime knows the id")?
+            }
+            Vetted::Unconfirmed => writeln!(
+                f,
+                "  NOT confirmed a container: no runtime helper among its ancestors and no \
+                 runtime knows the id; rules see a host process"
+            )?,
+            Vetted::Incomplete => writeln!(
+                f,
+                "  container not yet confirmed: an ancestor is not known yet"
+            )?,
+        }
+        if let Some(name) = &self.impostor {
+            writeln!(
+                f,
+                "  calls itself {name:?}, a protected name, but its executable is not that \
+                 program: not protected"
+            )?;
         }
         match &self.protected {
             Some(reason) => writeln!(f, "protected: {reason}; no rule will kill it")?,

@@ -15,6 +15,7 @@ mod protect;
 mod ratelimit;
 mod report;
 mod rules;
+mod vetting;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -25,6 +26,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    classify::Classification,
     config::{Config, KillAction, Threshold},
     model::{Model, Process, ProcessKey},
 };
@@ -36,9 +38,11 @@ pub use ledger::{Ledger, OutcomeCount};
 pub use orphan::{Adopter, SUBREAPERS};
 pub use protect::{BUILTIN_COMMS, Protected};
 pub use report::KillReport;
+pub use vetting::{Confirmation, Executable, RUNTIME_HELPERS, Vetted};
 
 use ratelimit::{Backoff, RateLimiter};
 use rules::{OrphanRule, ThresholdRule};
+use vetting::Vetting;
 
 /// Why the policy could not be built from the config.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +99,8 @@ pub struct Policy {
     rules: Vec<ThresholdRule>,
     orphans: Vec<OrphanRule>,
     protect: protect::ProtectList,
+    /// Executables and container confirmations behind the protect list and the scopes.
+    vetting: Vetting,
     /// When each (threshold rule, process) pair first went above the threshold.
     sustain: HashMap<(usize, ProcessKey), Instant>,
     /// Processes decided on, and when: not decided again while the executor may still be
@@ -115,6 +121,15 @@ impl Policy {
     /// Compiles the config's rules and safety settings; `self_pid` is the guardian's own
     /// pid, which is never killed.
     pub fn new(config: &Config, self_pid: i32) -> Result<Policy, PolicyError> {
+        Policy::with_proc_root(config, self_pid, Path::new("/proc"))
+    }
+
+    /// [`Policy::new`] reading executables under `proc_root` instead of /proc.
+    pub(crate) fn with_proc_root(
+        config: &Config,
+        self_pid: i32,
+        proc_root: &Path,
+    ) -> Result<Policy, PolicyError> {
         Ok(Policy {
             rules: config
                 .rules()
@@ -125,6 +140,7 @@ impl Policy {
                 .map(OrphanRule::compile)
                 .collect::<Result<_, _>>()?,
             protect: protect::ProtectList::new(&config.safety, self_pid),
+            vetting: Vetting::new(proc_root),
             sustain: HashMap::new(),
             decided: HashMap::new(),
             brakes: Brakes::new(&config.safety),
@@ -151,6 +167,7 @@ impl Policy {
         next.decided = std::mem::take(&mut self.decided);
         next.held_back = std::mem::take(&mut self.held_back);
         next.suppressed = self.suppressed;
+        std::mem::swap(&mut next.vetting, &mut self.vetting);
         *self = next;
         Ok(())
     }
@@ -188,10 +205,11 @@ impl Policy {
             .retain(|(_, key), _| model.process(key).is_some());
         self.decided.retain(|key, _| model.process(key).is_some());
         self.held_back.retain(|key| model.process(key).is_some());
+        self.vetting.forget_gone(model);
 
         let mut due = Vec::new();
         for process in model.processes() {
-            if self.protect.check(process).is_none()
+            if self.protect.check(process, &self.vetting).is_none()
                 && let Some(decision) = self.due(process, model, now, uptime)
             {
                 due.push(decision);
@@ -220,9 +238,16 @@ impl Policy {
     ) -> Option<Decision> {
         let key = process.key;
         let rss = process.memory.rss;
+        let class = self.vetting.scope_class(process, model);
+        let disguise = if *class == process.class {
+            ""
+        } else {
+            "; its cgroup looks like a container's, but no runtime helper is among its \
+             ancestors and no runtime knows the id: a host process to the rules"
+        };
         let mut first = None;
         for (index, rule) in self.rules.iter().enumerate() {
-            let Some(threshold) = rule.exceeded_by(process, model.host.total) else {
+            let Some(threshold) = rule.exceeded_by(process, &class, model.host.total) else {
                 self.sustain.remove(&(index, key));
                 continue;
             };
@@ -235,7 +260,7 @@ impl Policy {
                     process: process.clone(),
                     threshold: Some(threshold),
                     reason: format!(
-                        "rss {} above {} for {:.1}s (sustain {})",
+                        "rss {} above {} for {:.1}s (sustain {}){disguise}",
                         bytes(rss),
                         threshold_text(rule.threshold, threshold),
                         above.as_secs_f64(),
@@ -254,21 +279,21 @@ impl Policy {
         self.orphans.iter().find_map(|rule| {
             let adopter = orphan::adopter(process, model)?;
             let age = orphan::age_secs(process, uptime);
-            (age > rule.older_than.as_secs_f64() && rule.matchers.matches(process)).then(|| {
-                Decision {
+            (age > rule.older_than.as_secs_f64() && rule.matchers.matches(process, &class)).then(
+                || Decision {
                     rule: rule.name.clone(),
                     kind: RuleKind::Orphan,
                     process: process.clone(),
                     threshold: None,
                     reason: format!(
-                        "orphan ({adopter}), age {age:.0}s over {}",
+                        "orphan ({adopter}), age {age:.0}s over {}{disguise}",
                         humantime::format_duration(rule.older_than)
                     ),
                     action: rule.action,
                     grace: rule.grace,
                     dry_run: rule.dry_run,
-                }
-            })
+                },
+            )
         })
     }
 
@@ -324,17 +349,31 @@ impl Policy {
     pub fn threshold_for(&self, process: &Process, mem_total: u64) -> Option<u64> {
         self.rules
             .iter()
-            .find(|rule| rule.matchers.matches(process))
+            .find(|rule| rule.matchers.matches(process, &process.class))
             .and_then(|rule| rule.threshold_bytes(mem_total))
     }
 
     /// Whether a threshold rule matches `process` and its RSS is above that rule's
     /// threshold: only then can an RSS change make it due, so only then does a kernel
     /// event wake the whole policy.
+    /// A container is also tried as a host process: whether it is confirmed is the
+    /// evaluation's to say, and waking it costs little.
     pub fn might_be_due(&self, process: &Process, mem_total: u64) -> bool {
-        self.rules
-            .iter()
-            .any(|rule| rule.exceeded_by(process, mem_total).is_some())
+        let as_host = Classification::Host { unit: None };
+        self.rules.iter().any(|rule| {
+            rule.exceeded_by(process, &process.class, mem_total)
+                .is_some()
+                || (matches!(
+                    process.class,
+                    Classification::Container { .. } | Classification::Group { .. }
+                ) && rule.exceeded_by(process, &as_host, mem_total).is_some())
+        })
+    }
+
+    /// Tells the policy which container ids the runtimes know: those are confirmed
+    /// containers whatever their ancestry.
+    pub fn set_known_container_ids(&mut self, ids: HashSet<String>) {
+        self.vetting.set_known_ids(ids);
     }
 
     /// The lowest threshold of any threshold rule, in bytes: the kernel reports no RSS

@@ -12,13 +12,18 @@ use crate::{
     model::Process,
 };
 
-use super::rules::host_unit;
+use super::{
+    rules::host_unit,
+    vetting::{Vetting, truncate_comm},
+};
 
-/// Command names always protected: init and systemd (also `systemd --user`), remote
+/// Programs always protected: init and systemd (also `systemd --user`), remote
 /// access, logging and device daemons, the message bus, container engines, runtimes and
-/// their shims, the kubelet, and the guardian (another instance of it). Compared with
-/// `/proc/PID/comm`, which the kernel cuts to 15 bytes: `containerd-shim-runc-v2`
-/// shows as `containerd-shim`, `systemd-journald` as `systemd-journal`.
+/// their helpers, the kubelet and Nomad, and the guardian (another instance of it).
+/// Compared with `/proc/PID/comm`, which the kernel cuts to 15 bytes
+/// (`containerd-shim-runc-v2` shows as `containerd-shim`), and then with the executable:
+/// a name counts only when `/proc/PID/exe` is that program and a root-owned system
+/// binary, since any process can rename itself.
 pub const BUILTIN_COMMS: &[&str] = &[
     "init",
     "systemd",
@@ -41,11 +46,13 @@ pub const BUILTIN_COMMS: &[&str] = &[
     "conmon",
     "podman",
     "kubelet",
+    "lxc-start",
+    "lxd",
+    "incusd",
+    "systemd-nspawn",
+    "nomad",
     "guardian",
 ];
-
-/// The kernel's `TASK_COMM_LEN` less its terminating NUL.
-const COMM_LEN: usize = 15;
 
 /// Why a process is never killed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,7 +63,13 @@ pub enum Protected {
     Guardian,
     /// `oom_score_adj` is -1000: the owner asked that it never be OOM-killed.
     OomUnkillable,
+    /// A built-in program, its executable checked.
     BuiltinComm(String),
+    /// A container runtime's helper (shim, conmon, monitor), its executable checked.
+    RuntimeHelper {
+        comm: String,
+        runtime: String,
+    },
     ConfigComm(String),
     ConfigCmdline(String),
     ConfigUnit(String),
@@ -71,7 +84,14 @@ impl fmt::Display for Protected {
             Protected::OomUnkillable => {
                 write!(f, "oom_score_adj is -1000 (exempt from OOM kills)")
             }
-            Protected::BuiltinComm(comm) => write!(f, "comm {comm:?} is on the built-in list"),
+            Protected::BuiltinComm(comm) => write!(
+                f,
+                "{comm:?} is on the built-in list (its executable checked)"
+            ),
+            Protected::RuntimeHelper { comm, runtime } => write!(
+                f,
+                "{comm:?} is a {runtime} runtime helper (its executable checked)"
+            ),
             Protected::ConfigComm(comm) => write!(f, "comm {comm:?} is in safety.protect_comm"),
             Protected::ConfigCmdline(pattern) => {
                 write!(f, "cmdline matches safety.protect_cmdline {pattern:?}")
@@ -105,7 +125,7 @@ impl ProtectList {
     }
 
     /// Why `process` is protected, or `None` when a rule may kill it.
-    pub(crate) fn check(&self, process: &Process) -> Option<Protected> {
+    pub(crate) fn check(&self, process: &Process, vetting: &Vetting) -> Option<Protected> {
         if process.key.pid == 1 {
             return Some(Protected::Init);
         }
@@ -118,11 +138,16 @@ impl ProtectList {
         if process.oom_score_adj <= -1000 {
             return Some(Protected::OomUnkillable);
         }
-        if let Some(name) = BUILTIN_COMMS
-            .iter()
-            .find(|name| truncate_comm(name) == process.comm)
+        if let Some(name) = builtin_name(process)
+            && vetting.is_program(process, name)
         {
-            return Some(Protected::BuiltinComm((*name).to_string()));
+            return Some(match vetting.helper_runtime(process) {
+                Some(runtime) => Protected::RuntimeHelper {
+                    comm: process.comm.clone(),
+                    runtime: runtime.to_string(),
+                },
+                None => Protected::BuiltinComm(name.to_string()),
+            });
         }
         if let Some(comm) = self.comm.iter().find(|comm| **comm == process.comm) {
             return Some(Protected::ConfigComm(comm.clone()));
@@ -141,8 +166,10 @@ impl ProtectList {
     }
 }
 
-/// A name as `/proc/PID/comm` shows it.
-fn truncate_comm(name: &str) -> &str {
-    // The built-in names are ASCII, so cutting at a byte is cutting at a character.
-    name.get(..COMM_LEN).unwrap_or(name)
+/// The built-in name `process`'s comm claims, whether or not its executable agrees.
+pub(crate) fn builtin_name(process: &Process) -> Option<&'static str> {
+    BUILTIN_COMMS
+        .iter()
+        .find(|name| truncate_comm(name) == process.comm)
+        .copied()
 }

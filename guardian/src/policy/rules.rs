@@ -85,10 +85,16 @@ impl CompiledMatchers {
         })
     }
 
-    /// Whether one condition holds; `None` when the rule does not set it.
-    pub(crate) fn test(&self, check: Check, process: &Process) -> Option<bool> {
+    /// Whether one condition holds; `None` when the rule does not set it. `class` is the
+    /// classification the rules see (vetted: an unconfirmed container is a host process).
+    pub(crate) fn test(
+        &self,
+        check: Check,
+        process: &Process,
+        class: &Classification,
+    ) -> Option<bool> {
         match check {
-            Check::Scope => Some(scope_matches(self.scope, &process.class)),
+            Check::Scope => Some(scope_matches(self.scope, class)),
             Check::Comm => (!self.comm.is_empty()).then(|| self.comm.contains(&process.comm)),
             Check::Cmdline => self
                 .cmdline
@@ -105,15 +111,15 @@ impl CompiledMatchers {
             Check::Unit => self
                 .unit
                 .as_ref()
-                .map(|glob| host_unit(&process.class).is_some_and(|unit| glob.matches(unit))),
+                .map(|glob| host_unit(class).is_some_and(|unit| glob.matches(unit))),
         }
     }
 
     /// True when every condition the rule sets holds (stops at the first that does not).
-    pub(crate) fn matches(&self, process: &Process) -> bool {
+    pub(crate) fn matches(&self, process: &Process, class: &Classification) -> bool {
         Check::ALL
             .iter()
-            .all(|check| self.test(*check, process) != Some(false))
+            .all(|check| self.test(*check, process, class) != Some(false))
     }
 }
 
@@ -193,10 +199,17 @@ impl ThresholdRule {
         }
     }
 
-    /// The threshold `process` is above, when this rule matches it and it is.
-    pub(crate) fn exceeded_by(&self, process: &Process, mem_total: u64) -> Option<u64> {
-        self.threshold_bytes(mem_total)
-            .filter(|threshold| process.memory.rss > *threshold && self.matchers.matches(process))
+    /// The threshold `process` is above, when this rule matches it (seen as `class`)
+    /// and it is.
+    pub(crate) fn exceeded_by(
+        &self,
+        process: &Process,
+        class: &Classification,
+        mem_total: u64,
+    ) -> Option<u64> {
+        self.threshold_bytes(mem_total).filter(|threshold| {
+            process.memory.rss > *threshold && self.matchers.matches(process, class)
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use crate::{
     classify::{Classification, Runtime},
     config::Config,
     model::{MemoryUsage, Model, Process, ProcessKey},
+    test_support::ExeRoot,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -314,7 +315,12 @@ scope = "any"
             .chain([process(11, "victim", "victim", 400)])
             .collect(),
     );
-    let mut policy = policy(rule);
+    let exes = ExeRoot::new();
+    exes.link(5, "sshd", true);
+    exes.link(6, "containerd-shim-runc-v2", true);
+    exes.link(7, "systemd-journald", true);
+    exes.link(8, "dockerd", true);
+    let mut policy = Policy::with_proc_root(&config(rule), SELF_PID, exes.path()).expect("policy");
     assert_eq!(
         pids(&policy.evaluate_at(&model, Instant::now(), None)),
         [11]
@@ -583,4 +589,122 @@ fn only_a_matching_rule_above_its_threshold_makes_a_process_worth_a_look() {
     // Above the lowest threshold, but that rule does not match java.
     assert!(!policy.might_be_due(&process(1, "java", "java", 600), 0));
     assert!(policy.might_be_due(&process(1, "java", "java", 3000), 0));
+}
+
+const HOST_RULE: &str = r#"
+[[rule]]
+name = "host"
+threshold = "300MiB"
+scope = "host"
+"#;
+
+#[test]
+fn a_protected_name_counts_only_with_that_programs_system_executable() {
+    let exes = ExeRoot::new();
+    exes.link(20, "sshd", true);
+    // Renamed with prctl: comm says sshd, the executable is another program.
+    exes.link(21, "python3", true);
+    // The right name, but a file an unprivileged user could have written.
+    exes.link(22, "sshd", false);
+    // No executable to read at all (pid 23 has no exe link).
+    let model = model(vec![
+        process(20, "sshd", "sshd: alice", 400),
+        process(21, "sshd", "python3 hog.py", 400),
+        process(22, "sshd", "/home/alice/sshd", 400),
+        process(23, "sshd", "sshd", 400),
+    ]);
+    let mut policy =
+        Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");
+    assert_eq!(
+        pids(&policy.evaluate_at(&model, Instant::now(), None)),
+        [21, 22, 23]
+    );
+    let impostor = policy.explain(model.process_by_pid(21).expect("in model"), &model);
+    assert_eq!(impostor.impostor.as_deref(), Some("sshd"));
+    assert!(impostor.protected.is_none());
+    let real = policy.explain(model.process_by_pid(20).expect("in model"), &model);
+    assert_eq!(real.protected, Some(Protected::BuiltinComm("sshd".into())));
+}
+
+#[test]
+fn a_container_needs_a_runtime_helper_among_its_ancestors() {
+    let exes = ExeRoot::new();
+    exes.link(30, "containerd-shim-runc-v2", true);
+    // A process renamed to the shim's name is no shim.
+    exes.link(40, "bash", true);
+    let mut shim = process(30, "containerd-shim", "containerd-shim-runc-v2 -id x", 10);
+    shim.ppid = 1;
+    let mut real = process(31, "hog", "hog", 400);
+    real.ppid = 30;
+    real.class = container();
+    let mut child = process(32, "hog", "hog child", 400);
+    child.ppid = 31;
+    child.class = container();
+    // Made its own `/docker/<id>` cgroup; its parent is a login shell.
+    let mut fake = process(33, "hog", "hog fake", 400);
+    fake.ppid = 34;
+    fake.class = container();
+    let mut shell = process(34, "bash", "-bash", 10);
+    shell.ppid = 1;
+    let mut fake_shim = process(40, "containerd-shim", "bash", 10);
+    fake_shim.ppid = 1;
+    let mut under_fake_shim = process(41, "hog", "hog under fake shim", 400);
+    under_fake_shim.ppid = 40;
+    under_fake_shim.class = container();
+    let model = model(vec![
+        shim,
+        real,
+        child,
+        fake,
+        shell,
+        fake_shim,
+        under_fake_shim,
+    ]);
+    let mut policy =
+        Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");
+    assert_eq!(
+        pids(&policy.evaluate_at(&model, Instant::now(), None)),
+        [33, 41]
+    );
+    let explained = policy.explain(model.process_by_pid(32).expect("in model"), &model);
+    assert_eq!(
+        explained.vetted,
+        Vetted::Confirmed(Confirmation {
+            helper_pid: 30,
+            helper_comm: "containerd-shim".into(),
+            runtime: "containerd".into(),
+        })
+    );
+    let explained = policy.explain(model.process_by_pid(33).expect("in model"), &model);
+    assert_eq!(explained.vetted, Vetted::Unconfirmed);
+}
+
+#[test]
+fn a_container_whose_runtime_knows_the_id_is_confirmed_without_ancestry() {
+    let mut lone = process(50, "hog", "hog", 400);
+    lone.ppid = 1;
+    lone.class = container();
+    let model = model(vec![lone]);
+    let exes = ExeRoot::new();
+    let mut policy =
+        Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");
+    policy.set_known_container_ids(["0123abcd".to_string()].into());
+    assert!(policy.evaluate_at(&model, Instant::now(), None).is_empty());
+    policy.set_known_container_ids(Default::default());
+    assert_eq!(
+        pids(&policy.evaluate_at(&model, Instant::now(), None)),
+        [50]
+    );
+}
+
+#[test]
+fn a_container_with_an_ancestor_not_yet_seen_keeps_its_classification() {
+    let mut orphaned = process(60, "hog", "hog", 400);
+    orphaned.ppid = 61;
+    orphaned.class = container();
+    let model = model(vec![orphaned]);
+    let exes = ExeRoot::new();
+    let mut policy =
+        Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");
+    assert!(policy.evaluate_at(&model, Instant::now(), None).is_empty());
 }

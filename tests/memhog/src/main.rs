@@ -1,7 +1,7 @@
 //! memhog: a test workload for guardian's integration tests and benchmarks.
 //!
 //! `memhog [--rss MIB] [--grow MIB_PER_S] [--max MIB] [--ignore-term] [--marker TEXT]
-//!         [--exit] [--mark MIB] [--wait-stdin]`
+//!         [--exit] [--mark MIB] [--wait-stdin] [--comm NAME]`
 //! touches `--rss` MiB at once, then `--grow` MiB per second until `--max` (or forever),
 //! and prints `ready` on stdout once the first allocation is resident. The marker only
 //! lands in argv so tests can match their own processes and nothing else.
@@ -11,6 +11,9 @@
 //! can let the guardian learn of the process first); `--mark MIB` prints
 //! `crossing <CLOCK_MONOTONIC ns>` right after the resident set (as it was at start, plus
 //! every page touched since) passes MIB, so a kill latency can be timed from that moment.
+//!
+//! `--comm NAME` renames the process (`prctl(PR_SET_NAME)`) before anything else, as a
+//! process disguising itself as a protected program would.
 
 use std::{
     io::{BufRead as _, Write as _},
@@ -28,6 +31,7 @@ struct Args {
     exit: bool,
     mark_mib: Option<usize>,
     wait_stdin: bool,
+    comm: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
         exit: false,
         mark_mib: None,
         wait_stdin: false,
+        comm: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -53,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
             "--marker" => {
                 value()?;
             }
+            "--comm" => args.comm = Some(value()?),
             "--ignore-term" => args.ignore_term = true,
             "--exit" => args.exit = true,
             "--wait-stdin" => args.wait_stdin = true,
@@ -126,6 +132,20 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(comm) = &args.comm {
+        let Ok(name) = std::ffi::CString::new(comm.as_str()) else {
+            eprintln!("memhog: --comm has a NUL byte");
+            std::process::exit(2);
+        };
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string that outlives the call.
+        if unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) } != 0 {
+            eprintln!(
+                "memhog: prctl(PR_SET_NAME): {}",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(2);
+        }
+    }
     if args.ignore_term {
         // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
         unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
