@@ -170,10 +170,16 @@ fn shipped_alert_rules_pass_promtool() {
     if !require(&[Needs::Prometheus]) {
         return;
     }
-    let checked = promtool(&["check", "rules", "alerts.yml"], "");
+    let checked = promtool(&["check", "rules", "alerts.yml", "recording.yml"], "");
     assert!(checked.contains("SUCCESS"), "{checked}");
-    let tested = promtool(&["test", "rules", "alerts.test.yml"], "");
-    assert!(tested.contains("SUCCESS"), "{tested}");
+    // One host's thresholds and timing, then three hosts sharing pids, cgroup paths and
+    // container ids (and the fleet recording rules).
+    let tested = promtool(
+        &["test", "rules", "alerts.test.yml", "alerts.fleet.test.yml"],
+        "",
+    );
+    assert!(!tested.contains("FAILED"), "{tested}");
+    assert_eq!(tested.matches("SUCCESS").count(), 2, "{tested}");
 }
 
 /// Metric names the rules and the dashboard may use that a live guardian exports only
