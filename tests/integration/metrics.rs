@@ -3,7 +3,7 @@
 //! rules and the dashboard use is exported, and Prometheus sees a test process, a test
 //! cgroup and an OOM kill in it.
 
-mod prometheus;
+pub mod prometheus;
 
 use std::{
     collections::BTreeSet,
