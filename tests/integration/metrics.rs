@@ -219,7 +219,12 @@ fn every_metric_the_rules_and_dashboard_use_is_exported() {
     wait_process(&daemon, hog.pid());
 
     let mut used = BTreeSet::new();
-    for file in ["config/alerts.yml", "config/dashboard.json"] {
+    for file in [
+        "config/alerts.yml",
+        "config/recording.yml",
+        "config/dashboard.json",
+        "config/fleet-dashboard.json",
+    ] {
         let text = std::fs::read_to_string(repo_file(file)).expect("read rules/dashboard");
         let mut rest = text.as_str();
         while let Some(at) = rest.find("guardian_") {
@@ -227,8 +232,13 @@ fn every_metric_the_rules_and_dashboard_use_is_exported() {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
+            // `instance:guardian_...:ratio` is a recorded series, not an exported one
+            // (the fleet tests check those against recording.yml).
+            let recorded = rest[..at].ends_with(':');
             rest = &rest[at + name.len()..];
-            used.insert(name);
+            if !recorded {
+                used.insert(name);
+            }
         }
     }
     assert!(used.len() > 20, "too few names found: {used:?}");
@@ -252,7 +262,7 @@ fn every_metric_the_rules_and_dashboard_use_is_exported() {
     });
     assert!(
         settled.is_some(),
-        "used by alerts.yml or dashboard.json but not exported: {:?}\n{}",
+        "used by the rules or dashboards but not exported: {:?}\n{}",
         missing(),
         daemon.log()
     );
