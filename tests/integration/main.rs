@@ -5,6 +5,7 @@ mod audit;
 mod audit_crash;
 mod common;
 mod docker;
+mod fleet;
 mod journald;
 mod killswitch;
 mod metrics;

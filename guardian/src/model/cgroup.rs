@@ -42,12 +42,23 @@ pub struct CgroupStats {
     pub high: Limit,
     pub anon: u64,
     pub file: u64,
+    /// Page cache the kernel reclaims first (v2 `inactive_file`, v1 `total_inactive_file`).
+    pub inactive_file: u64,
     /// Times the cgroup hit its limit and ran the OOM killer (v2 `oom`; v1: 0, it has no
     /// such count).
     pub oom: u64,
     /// Processes the OOM killer killed in this cgroup (v2 `oom_kill`, v1 `oom_kill`).
     pub oom_kill: u64,
     pub pressure: Option<Pressure>,
+}
+
+impl CgroupStats {
+    /// Usage minus inactive page cache, floored at 0: what the kubelet evicts on and
+    /// cAdvisor reports as `container_memory_working_set_bytes`, so container alerts
+    /// do not fire for cache the kernel would drop before an OOM kill.
+    pub fn working_set(&self) -> u64 {
+        self.usage.saturating_sub(self.inactive_file)
+    }
 }
 
 /// One cgroup, keyed by its path in the memory hierarchy ("/docker/<id>").

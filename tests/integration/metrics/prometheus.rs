@@ -1,6 +1,6 @@
 //! A real Prometheus server (Debian's `prometheus`) for one test: its own loopback port,
-//! its own TSDB in a temp dir, scraping one guardian every second and evaluating the
-//! shipped alert rules; killed in `Drop`.
+//! its own TSDB in a temp dir, scraping guardians (or federating another Prometheus)
+//! every second and evaluating the shipped rules; killed in `Drop`.
 
 use std::{
     net::SocketAddr,
@@ -21,17 +21,24 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` as job "guardian" every second, with
     /// `rules` loaded, and waits until it is ready.
     pub fn start(target: SocketAddr, rules: &Path) -> Prometheus {
+        Prometheus::start_with(&guardian_job(&[target]), &[rules])
+    }
+
+    /// Starts Prometheus with `scrape_configs` (YAML list items) and `rules`, scraping and
+    /// evaluating every second, and waits until it is ready.
+    pub fn start_with(scrape_configs: &str, rules: &[&Path]) -> Prometheus {
         let binary = which("prometheus").expect("prometheus on PATH");
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
+        let rule_files: String = rules
+            .iter()
+            .map(|rules| format!("  - {}\n", rules.display()))
+            .collect();
         std::fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {}\n\
-                 scrape_configs:\n  - job_name: guardian\n    scrape_interval: 1s\n    \
-                 scrape_timeout: 1s\n    static_configs:\n      - targets: ['{target}']\n",
-                rules.display()
+                 rule_files:\n{rule_files}scrape_configs:\n{scrape_configs}"
             ),
         )
         .expect("write prometheus.yml");
@@ -104,6 +111,42 @@ impl Prometheus {
         })
     }
 
+    /// Every alert, pending or firing.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let (_, body) = http_get(self.addr, "/api/v1/alerts").expect("GET /api/v1/alerts");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("alerts JSON");
+        value["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Rules whose last evaluation failed (e.g. many-to-many matching): name and error.
+    pub fn failing_rules(&self) -> Vec<(String, String)> {
+        let (_, body) = http_get(self.addr, "/api/v1/rules").expect("GET /api/v1/rules");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("rules JSON");
+        value["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|rule| rule["health"] == "err")
+            .map(|rule| (rule["name"].to_string(), rule["lastError"].to_string()))
+            .collect()
+    }
+
+    /// When each rule group was last evaluated (changes with every evaluation).
+    pub fn last_evaluations(&self) -> String {
+        let (_, body) = http_get(self.addr, "/api/v1/rules").expect("GET /api/v1/rules");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("rules JSON");
+        value["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|group| group["lastEvaluation"].to_string())
+            .collect()
+    }
+
     /// Names of the alerts currently firing.
     pub fn firing_alerts(&self) -> Vec<serde_json::Value> {
         let (_, body) = http_get(self.addr, "/api/v1/alerts").expect("GET /api/v1/alerts");
@@ -132,6 +175,16 @@ impl Drop for Prometheus {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The scrape config of job "guardian" over `targets`, every second.
+pub fn guardian_job(targets: &[SocketAddr]) -> String {
+    let targets: Vec<String> = targets.iter().map(|target| format!("'{target}'")).collect();
+    format!(
+        "  - job_name: guardian\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
+         static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    )
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).

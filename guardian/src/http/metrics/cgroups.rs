@@ -60,6 +60,13 @@ pub fn encode(cgroups: &[&Cgroup], encoder: &mut DescriptorEncoder) -> fmt::Resu
     )?;
     gauges(
         encoder,
+        "guardian_cgroup_memory_working_set",
+        "Usage minus inactive page cache (v2 inactive_file, v1 total_inactive_file), as cAdvisor and the kubelet count it",
+        Some(&BYTES),
+        each(|cgroup| cgroup.stats.working_set()),
+    )?;
+    gauges(
+        encoder,
         "guardian_cgroup_memory_limit",
         "The cgroup's memory limit (v2 memory.max, v1 memory.limit_in_bytes); absent when unlimited",
         Some(&BYTES),

@@ -44,6 +44,7 @@ fn read_v2(dir: &Path, is_root: bool) -> Result<Option<CgroupStats>, CgroupError
     let mut stats = CgroupStats {
         anon: stat.get("anon")?.unwrap_or(0),
         file: stat.get("file")?.unwrap_or(0),
+        inactive_file: stat.get("inactive_file")?.unwrap_or(0),
         pressure: read_file(dir, "memory.pressure")?.and_then(|text| parse_pressure(&text)),
         ..CgroupStats::default()
     };
@@ -89,6 +90,10 @@ fn read_v1(dir: &Path) -> Result<Option<CgroupStats>, CgroupError> {
         Some(value) => value,
         None => stat.get("cache")?.unwrap_or(0),
     };
+    let inactive_file = match stat.get("total_inactive_file")? {
+        Some(value) => value,
+        None => stat.get("inactive_file")?.unwrap_or(0),
+    };
     // `oom_kill` appeared in memory.oom_control in kernel 4.13.
     let oom_kill = match read_file(dir, "memory.oom_control")? {
         Some(text) => Keyed::new(dir, "memory.oom_control", &text)
@@ -102,6 +107,7 @@ fn read_v1(dir: &Path) -> Result<Option<CgroupStats>, CgroupError> {
         high: limit_v1(number(dir, "memory.soft_limit_in_bytes", &soft)?),
         anon,
         file,
+        inactive_file,
         // v1 has no count of limit hits that ran the OOM killer.
         oom: 0,
         oom_kill,

@@ -109,6 +109,7 @@ fn reads_a_v2_tree() {
         (450_000_000, 40_000_000)
     );
     assert_eq!(docker.stats.pressure, None);
+    assert_eq!(docker.stats.working_set(), 500_000_000 - 30_000_000);
     assert_eq!(docker.class.runtime(), Some(Runtime::Docker));
 
     let ssh = find(&cgroups, "/system.slice/ssh.service");
@@ -162,12 +163,15 @@ fn reads_v1_trees_hybrid_and_pure() {
         assert_eq!(container.stats.limit, Limit::Bytes(33_554_432));
         assert_eq!((container.stats.oom, container.stats.oom_kill), (0, 1));
         assert_eq!(container.stats.pressure, None);
+        // The subtree's inactive page cache (total_inactive_file), not the cgroup's own.
+        assert_eq!(container.stats.working_set(), 33_000_000 - 2_000_000);
         assert_eq!(container.class.runtime(), Some(Runtime::Docker));
 
         // An older kernel: no total_* in memory.stat, no oom_kill in memory.oom_control.
         let cron = find(&cgroups, "/system.slice/cron.service");
         assert_eq!((cron.stats.anon, cron.stats.file), (1_000_000, 1_500_000));
         assert_eq!(cron.stats.oom_kill, 0);
+        assert_eq!(cron.stats.working_set(), 5_000_000 - 500_000);
         assert_eq!(cron.class.unit(), Some("cron.service"));
     }
 }
