@@ -50,11 +50,13 @@ enum Command {
     /// Build the Debian package (cargo-deb): binary, systemd unit, config as a conffile,
     /// alert rules and dashboard.
     Package,
-    /// Replay every labelled RSS trace in DIR (see DIR/labels.csv) through
-    /// `guardian trend` and print detections, false alarms, delays and slope errors.
+    /// Replay every labelled RSS trace in each DIR (see DIR/labels.csv) through
+    /// `guardian trend` and print detections, false alarms, delays, slope errors and
+    /// imminence leads, with pass/fail per acceptance criterion.
     EvalTrends {
-        /// Folder with the traces and labels.csv (e.g. ../shared/traces, tests/fixtures/traces).
-        dir: PathBuf,
+        /// Folders with the traces and labels.csv (default: ../shared/traces and
+        /// tests/fixtures/traces).
+        dirs: Vec<PathBuf>,
     },
 }
 
@@ -74,16 +76,29 @@ fn main() -> anyhow::Result<()> {
         Command::Layers { root: other } => layers::check(&other.unwrap_or(root)),
         Command::Bench(options) => bench::bench(&root, &options),
         Command::Package => package::package(&root).map(drop),
-        Command::EvalTrends { dir } => {
+        Command::EvalTrends { dirs } => {
             cmd::run(
                 &root,
                 "build guardian",
                 "cargo",
                 &["build", "-p", "guardian"],
             )?;
-            let dir = std::fs::canonicalize(&dir)
-                .map_err(|error| anyhow::anyhow!("trace folder {}: {error}", dir.display()))?;
-            eval_trends::eval_trends(&dir, &root.join("target/debug/guardian"))
+            let dirs = if dirs.is_empty() {
+                vec![
+                    root.join("../shared/traces"),
+                    root.join("tests/fixtures/traces"),
+                ]
+            } else {
+                dirs
+            };
+            let dirs = dirs
+                .iter()
+                .map(|dir| {
+                    std::fs::canonicalize(dir)
+                        .map_err(|error| anyhow::anyhow!("trace folder {}: {error}", dir.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            eval_trends::eval_trends(&dirs, &root.join("target/debug/guardian"))
         }
     }
 }

@@ -151,6 +151,9 @@ pub struct TrendsConfig {
     /// A rise that may be slower than this per minute is a leak only over `slow_window`.
     pub slow_growth_per_minute: Bytes,
     pub slow_window: Interval,
+    /// A series that reaches its limit (cgroup, kill rule, host) within this long at its
+    /// current rise is imminent, whatever its verdict.
+    pub imminence_horizon: Interval,
 }
 
 impl Default for TrendsConfig {
@@ -166,6 +169,7 @@ impl Default for TrendsConfig {
             warmup_max_age: Interval(std::time::Duration::from_secs(600)),
             slow_growth_per_minute: Bytes(3 * MIB / 2),
             slow_window: Interval(std::time::Duration::from_secs(1500)),
+            imminence_horizon: Interval(std::time::Duration::from_secs(2700)),
         }
     }
 }

@@ -307,6 +307,27 @@ impl Pipeline {
                 tracing::debug!(subject = %change.subject, from = %change.from, to = %change.to, "trend verdict changed");
             }
         }
+        for change in self.trends.take_imminence_changes() {
+            if change.imminent {
+                tracing::warn!(
+                    subject = %change.subject,
+                    verdict = %change.verdict,
+                    time_to_limit_s = change.time_to_limit_s,
+                    limit_bytes = change.limit_bytes,
+                    limit_kind = change.limit_kind.map(|kind| kind.as_str()),
+                    level_bytes = change.level_bytes,
+                    approach_bytes_per_second = change.approach_bytes_per_second,
+                    "memory limit imminent"
+                );
+            } else {
+                tracing::info!(
+                    subject = %change.subject,
+                    verdict = %change.verdict,
+                    time_to_limit_s = change.time_to_limit_s,
+                    "memory limit no longer imminent"
+                );
+            }
+        }
         if let Ok(mut reports) = self.state.trends.write() {
             *reports = self.trends.reports();
         }

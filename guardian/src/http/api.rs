@@ -227,10 +227,12 @@ pub struct TrendQuery {
     pub limit: Option<usize>,
     /// Only series with this verdict ("leak", "growing", "stable", "warming-up").
     pub verdict: Option<String>,
+    /// Only series whose limit is (true) or is not (false) imminent.
+    pub imminent: Option<bool>,
 }
 
-/// `GET /api/v1/trends?limit=N&verdict=leak`: the leak detector's reports, leaks first,
-/// then growing series, each by time to limit.
+/// `GET /api/v1/trends?limit=N&verdict=leak&imminent=true`: the leak detector's reports,
+/// imminent ones first, then leaks, then growing series, each by time to limit.
 pub async fn trends(
     State(state): State<Arc<AppState>>,
     ApiQuery(query): ApiQuery<TrendQuery>,
@@ -246,6 +248,9 @@ pub async fn trends(
                 .verdict
                 .as_deref()
                 .is_none_or(|verdict| report.verdict.as_str() == verdict)
+                && query
+                    .imminent
+                    .is_none_or(|imminent| report.imminent == imminent)
         })
         .take(query.limit.unwrap_or(DEFAULT_LIMIT))
         .collect();

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::detector::{Detector, Params, Verdict};
+use super::imminence::Watch;
 use super::stats::Scratch;
 use crate::config::TrendsConfig;
 use crate::model::{CgroupStats, Model, Process, ProcessKey};
@@ -53,6 +54,17 @@ pub enum LimitKind {
     Host,
 }
 
+impl LimitKind {
+    /// The name in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Cgroup => "cgroup",
+            LimitKind::Rule => "rule",
+            LimitKind::Host => "host",
+        }
+    }
+}
+
 /// The nearest limit of a series: its kind, the limit in bytes and the room left to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Limit {
@@ -72,14 +84,38 @@ pub struct TrendReport {
     pub level_bytes: u64,
     /// Highest sample of the last 5 minutes.
     pub peak_bytes: u64,
-    /// Seconds until the peaks reach `limit_bytes` at the current slope (growing or leak).
+    /// The current rise of the memory floor over the last 4 minutes (bytes/s, 0 when not
+    /// rising), whatever the verdict.
+    pub rise_bytes_per_second: f64,
+    /// Seconds until the peaks reach `limit_bytes` at the leak's slope or the current
+    /// rise, whichever is faster; null while memory does not approach the limit.
     pub time_to_limit_s: Option<f64>,
     pub limit_bytes: Option<u64>,
     pub limit_kind: Option<LimitKind>,
+    /// Whether the limit is within the imminence horizon, whatever the verdict (cause
+    /// and imminence are separate: a warm-up can be imminent, a slow leak not yet).
+    pub imminent: bool,
+    /// Since when the series is imminent (seconds since boot).
+    pub imminent_since_s: Option<f64>,
     /// When the current leak verdict was first reached (seconds since boot).
     pub first_detected_s: Option<f64>,
     /// When the series started: the process start, or the restart (seconds since boot).
     pub series_start_s: f64,
+}
+
+/// A series became imminent or stopped being so, for the daemon to log.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImminenceChange {
+    pub subject: Subject,
+    pub imminent: bool,
+    /// Seconds since boot.
+    pub at_s: f64,
+    pub verdict: Verdict,
+    pub time_to_limit_s: Option<f64>,
+    pub limit_bytes: Option<u64>,
+    pub limit_kind: Option<LimitKind>,
+    pub level_bytes: u64,
+    pub approach_bytes_per_second: f64,
 }
 
 /// A verdict change, for the daemon to log.
@@ -99,10 +135,16 @@ struct Series {
     subject: Subject,
     detector: Detector,
     limit: Option<Limit>,
+    watch: Watch,
     seen: u64,
 }
 
 impl Series {
+    fn time_to_limit(&self) -> Option<f64> {
+        self.limit
+            .and_then(|limit| self.detector.time_to_limit(limit.headroom))
+    }
+
     fn report(&self) -> TrendReport {
         let detector = &self.detector;
         TrendReport {
@@ -112,11 +154,12 @@ impl Series {
             confidence: detector.confidence(),
             level_bytes: detector.level(),
             peak_bytes: detector.peak(),
-            time_to_limit_s: self
-                .limit
-                .and_then(|limit| detector.time_to_limit(limit.headroom)),
+            rise_bytes_per_second: detector.rise(),
+            time_to_limit_s: self.time_to_limit(),
             limit_bytes: self.limit.map(|limit| limit.bytes),
             limit_kind: self.limit.map(|limit| limit.kind),
+            imminent: self.watch.is_imminent(),
+            imminent_since_s: self.watch.since(),
             first_detected_s: detector.detected_at(),
             series_start_s: detector.start(),
         }
@@ -133,8 +176,15 @@ pub struct TrendBook {
     processes: HashMap<ProcessKey, Box<Series>>,
     cgroups: HashMap<String, Box<Series>>,
     scratch: Scratch,
-    changes: Vec<VerdictChange>,
+    pending: Pending,
     generation: u64,
+}
+
+/// Changes not yet taken by the daemon.
+#[derive(Default)]
+struct Pending {
+    verdicts: Vec<VerdictChange>,
+    imminence: Vec<ImminenceChange>,
 }
 
 impl TrendBook {
@@ -147,7 +197,7 @@ impl TrendBook {
             processes: HashMap::new(),
             cgroups: HashMap::new(),
             scratch: Scratch::default(),
-            changes: Vec::new(),
+            pending: Pending::default(),
             generation: 0,
         }
     }
@@ -194,7 +244,7 @@ impl TrendBook {
                     self.generation,
                     &self.params,
                     &mut self.scratch,
-                    &mut self.changes,
+                    &mut self.pending,
                 );
             }
         }
@@ -227,7 +277,7 @@ impl TrendBook {
                     self.generation,
                     &self.params,
                     &mut self.scratch,
-                    &mut self.changes,
+                    &mut self.pending,
                 );
             }
         }
@@ -241,6 +291,7 @@ impl TrendBook {
             subject,
             detector: Detector::new(start),
             limit: None,
+            watch: Watch::default(),
             seen: self.generation,
         })
     }
@@ -252,14 +303,33 @@ impl TrendBook {
         generation: u64,
         params: &Params,
         scratch: &mut Scratch,
-        changes: &mut Vec<VerdictChange>,
+        pending: &mut Pending,
     ) {
         series.seen = generation;
-        if let Some((from, to)) = series.detector.push(now, bytes, params, scratch)
-            && changes.len() < MAX_PENDING_CHANGES
+        let changed = series.detector.push(now, bytes, params, scratch);
+        let time_to_limit = series.time_to_limit();
+        if let Some(imminent) = series
+            .watch
+            .update(now, time_to_limit, params.imminence_horizon_s)
+            && pending.imminence.len() < MAX_PENDING_CHANGES
+        {
+            pending.imminence.push(ImminenceChange {
+                subject: series.subject.clone(),
+                imminent,
+                at_s: now,
+                verdict: series.detector.verdict(),
+                time_to_limit_s: time_to_limit,
+                limit_bytes: series.limit.map(|limit| limit.bytes),
+                limit_kind: series.limit.map(|limit| limit.kind),
+                level_bytes: series.detector.level(),
+                approach_bytes_per_second: series.detector.approach(),
+            });
+        }
+        if let Some((from, to)) = changed
+            && pending.verdicts.len() < MAX_PENDING_CHANGES
         {
             let report = series.report();
-            changes.push(VerdictChange {
+            pending.verdicts.push(VerdictChange {
                 subject: report.subject,
                 from,
                 to,
@@ -308,7 +378,13 @@ impl TrendBook {
         }
     }
 
-    /// Every series, leaks first, then growing ones, each by time-to-limit.
+    /// Imminence changes since the last call, for the daemon to log (at most 4096 kept).
+    pub fn take_imminence_changes(&mut self) -> Vec<ImminenceChange> {
+        std::mem::take(&mut self.pending.imminence)
+    }
+
+    /// Every series: imminent ones first, then leaks, then growing ones, each by
+    /// time-to-limit.
     pub fn reports(&self) -> Vec<TrendReport> {
         let mut reports: Vec<TrendReport> = self
             .processes
@@ -323,18 +399,21 @@ impl TrendBook {
             Verdict::WarmingUp => 3,
         };
         reports.sort_by(|a, b| {
-            rank(a.verdict).cmp(&rank(b.verdict)).then(
-                a.time_to_limit_s
-                    .unwrap_or(f64::INFINITY)
-                    .total_cmp(&b.time_to_limit_s.unwrap_or(f64::INFINITY)),
-            )
+            b.imminent
+                .cmp(&a.imminent)
+                .then(rank(a.verdict).cmp(&rank(b.verdict)))
+                .then(
+                    a.time_to_limit_s
+                        .unwrap_or(f64::INFINITY)
+                        .total_cmp(&b.time_to_limit_s.unwrap_or(f64::INFINITY)),
+                )
         });
         reports
     }
 
     /// Verdict changes since the last call, for the daemon to log (at most 4096 kept).
     pub fn take_changes(&mut self) -> Vec<VerdictChange> {
-        std::mem::take(&mut self.changes)
+        std::mem::take(&mut self.pending.verdicts)
     }
 
     /// How many series are tracked.

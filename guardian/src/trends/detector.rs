@@ -18,6 +18,7 @@ use super::params::MIN_POINTS;
 pub use super::params::{Params, Verdict};
 use super::ring::Ring;
 use super::stats::{self, MannKendall, Point, Scratch};
+use super::steps;
 use super::window::{self, Context, Outcome, Rise};
 
 /// 10 s minima over 8 minutes.
@@ -40,6 +41,10 @@ const Z_RELEASE: f64 = 1.0;
 const GROWING_HOLD: u8 = 6;
 /// Coarse buckets whose maxima make the recent peak (5 minutes).
 const PEAK_BUCKETS: usize = 5;
+/// The rise toward a limit is measured on the fine minima of this long, ending now.
+const RISE_WINDOW_S: f64 = 240.0;
+/// A rise whose last half is slower than this share of its first half levels off.
+const DECELERATION: f64 = 0.6;
 
 /// The minimum (and maximum) of the bucket being filled.
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,6 +94,10 @@ pub struct Detector {
     fast_until: f32,
     quiet: u8,
     restarts: u32,
+    /// The current rise of the floor (bytes/s, 0 when none): what a limit is approached at.
+    rise: f64,
+    /// How much more a slowing rise will add (bytes); None while it does not slow down.
+    rise_left: Option<f64>,
 }
 
 impl Detector {
@@ -111,6 +120,8 @@ impl Detector {
             fast_until: f32::NEG_INFINITY,
             quiet: 0,
             restarts: 0,
+            rise: 0.0,
+            rise_left: None,
         }
     }
 
@@ -190,6 +201,7 @@ impl Detector {
         params: &Params,
         scratch: &mut Scratch,
     ) {
+        (self.rise, self.rise_left) = self.current_rise(rel, scratch);
         if self.verdict == Verdict::Leak {
             if closed_coarse {
                 self.refresh_leak(now, rel, scratch);
@@ -204,6 +216,9 @@ impl Detector {
         let mut found = self.scan(false, rel, young, params, scratch, &mut growing);
         if found.is_none() && closed_coarse {
             found = self.scan(true, rel, young, params, scratch, &mut growing);
+        }
+        if found.is_none() {
+            found = self.stairs(young, params, scratch);
         }
         if let Some(rise) = found {
             self.verdict = Verdict::Leak;
@@ -223,6 +238,66 @@ impl Detector {
                 self.long_run_slope(scratch);
             }
         }
+    }
+
+    /// The rise of the floor over the last [`RISE_WINDOW_S`] (bytes/s) and, when it slows
+    /// down, how much more it will rise (bytes), whatever the verdict; `(0, None)` unless
+    /// the window rises significantly (Mann-Kendall and Sen's lower bound). The rise is
+    /// the lower of the whole window's and its last half's Theil-Sen slopes. A warm-up
+    /// levels off like `1 - exp(-t/tau)`: when the last half rises at less than
+    /// [`DECELERATION`] of the first half's slope, their ratio gives tau, and the rise
+    /// left is the last half's slope times tau.
+    fn current_rise(&self, rel: f64, scratch: &mut Scratch) -> (f64, Option<f64>) {
+        let points = self.fine.as_slice();
+        let window = &points[points.partition_point(|p| f64::from(p.t) < rel - RISE_WINDOW_S)..];
+        if window.len() < MIN_POINTS {
+            return (0.0, None);
+        }
+        let mk = stats::mann_kendall(window, scratch);
+        if mk.z() < window::Z_MIN {
+            return (0.0, None);
+        }
+        let Some(whole) = stats::theil_sen(window, mk.var, window::Z_BOUND, scratch)
+            .filter(|sen| sen.lower > 0.0)
+        else {
+            return (0.0, None);
+        };
+        let half = (window.len() / 2).max(MIN_POINTS / 2);
+        let mut slope_of = |part: &[Point]| {
+            let mk = stats::mann_kendall(part, scratch);
+            stats::theil_sen(part, mk.var, window::Z_BOUND, scratch).map_or(0.0, |sen| sen.median)
+        };
+        let (first, last) = (&window[..half], &window[window.len() - half..]);
+        let (early, recent) = (slope_of(first), slope_of(last));
+        let rise = whole.median.min(recent).max(0.0) * 1024.0;
+        let centre =
+            |part: &[Point]| part.iter().map(|p| f64::from(p.t)).sum::<f64>() / part.len() as f64;
+        let gap = centre(last) - centre(first);
+        let left = (early > 0.0 && recent < DECELERATION * early && gap > 0.0).then(|| {
+            let tau = gap / (early / recent.max(early * 1e-3)).ln();
+            recent.max(0.0) * 1024.0 * tau
+        });
+        (rise, left)
+    }
+
+    /// A staircase of the fine minima since the last warm-up-fast rise settled (see
+    /// [`steps`]); a young process stepping up warm-up-fast is warming up instead.
+    fn stairs(&mut self, young: bool, params: &Params, scratch: &mut Scratch) -> Option<Rise> {
+        let points = self.fine.as_slice();
+        let settled = self.fast_until + window::SETTLE_S;
+        let since = &points[points.partition_point(|p| p.t < settled)..];
+        let stairs = steps::staircase(since, FINE_S, params)?;
+        if young && stairs.slope >= params.warmup_rate {
+            self.fast_until = self.fast_until.max(stairs.last);
+            return None;
+        }
+        let climb = &since[since.partition_point(|p| p.t < stairs.from)..];
+        let z = stats::mann_kendall(climb, scratch).z();
+        Some(Rise {
+            slope: stairs.slope,
+            z,
+            from: stairs.from,
+        })
     }
 
     /// Whether the whole fine history, however short, rose at least at `warmup_rate`
@@ -394,13 +469,37 @@ impl Detector {
         (u64::from(peak_kib) * 1024).max(self.level())
     }
 
+    /// The current rise of the floor over the last 4 minutes (bytes/s), whatever the
+    /// verdict; 0 when memory is not rising significantly.
+    pub fn rise(&self) -> f64 {
+        self.rise
+    }
+
+    /// What a limit is approached at (bytes/s): the leak's slope or the current rise,
+    /// whichever is faster (0: not approaching).
+    pub fn approach(&self) -> f64 {
+        let leak = if self.verdict == Verdict::Leak {
+            self.slope
+        } else {
+            0.0
+        };
+        leak.max(self.rise)
+    }
+
     /// Seconds until the peaks reach a limit `headroom` bytes above the current level, at
-    /// the current slope; only for a growing or leaking series.
+    /// [`Detector::approach`]; None while memory does not approach it, or when a rise
+    /// that levels off (and no leak) stops short of it.
     pub fn time_to_limit(&self, headroom: u64) -> Option<f64> {
-        if !matches!(self.verdict, Verdict::Growing | Verdict::Leak) || self.slope <= 0.0 {
+        let approach = self.approach();
+        if approach <= 0.0 {
             return None;
         }
         let swing = self.peak().saturating_sub(self.level());
-        Some(headroom.saturating_sub(swing) as f64 / self.slope)
+        let room = headroom.saturating_sub(swing) as f64;
+        let leak = self.verdict == Verdict::Leak && self.slope > 0.0;
+        if !leak && self.rise_left.is_some_and(|left| left < room) {
+            return None;
+        }
+        Some(room / approach)
     }
 }

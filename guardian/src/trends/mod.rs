@@ -5,16 +5,19 @@
 
 mod book;
 pub mod detector;
+mod imminence;
 mod params;
 mod replay;
 mod ring;
 pub mod stats;
+mod steps;
 mod window;
 
-pub use book::{LimitKind, Subject, TrendBook, TrendReport, VerdictChange};
+pub use book::{ImminenceChange, LimitKind, Subject, TrendBook, TrendReport, VerdictChange};
 pub use detector::{Detector, Params, Verdict};
 pub use replay::{
-    Change, HEADER, ReplayError, ReplayReport, Sample, parse_trace, read_trace, replay, replay_file,
+    Change, HEADER, ImminentSpan, ReplayError, ReplayReport, Sample, parse_trace, read_trace,
+    replay, replay_file,
 };
 pub use stats::Scratch;
 
@@ -29,6 +32,7 @@ impl From<&TrendsConfig> for Params {
             warmup_max_age_s: config.warmup_max_age.0.as_secs_f64(),
             slow_rate: config.slow_growth_per_minute.0 as f64 / 60.0,
             slow_window_s: config.slow_window.0.as_secs_f64(),
+            imminence_horizon_s: config.imminence_horizon.0.as_secs_f64(),
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Params {
     /// Slopes that may be below this (bytes/s) are a leak only over `slow_window_s`.
     pub slow_rate: f64,
     pub slow_window_s: f64,
+    /// A series whose limit is this close (seconds at its current rise) is imminent.
+    pub imminence_horizon_s: f64,
 }
 
 impl Default for Params {
@@ -31,6 +33,7 @@ impl Default for Params {
             warmup_max_age_s: 600.0,
             slow_rate: 1.5 * MIB / 60.0,
             slow_window_s: 1500.0,
+            imminence_horizon_s: 2700.0,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::detector::{Detector, Params, Verdict};
+use super::imminence::Watch;
 use super::stats::Scratch;
 
 /// The header a trace file starts with.
@@ -60,6 +61,16 @@ pub struct Change {
     pub verdict: Verdict,
 }
 
+/// A stretch of the replay during which the limit was imminent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImminentSpan {
+    pub from_s: f64,
+    /// When it stopped being imminent; null if still imminent at the end.
+    pub to_s: Option<f64>,
+    /// The time to the limit when it became imminent.
+    pub time_to_limit_s: f64,
+}
+
 /// What `guardian trend` prints: the detector's state at the end of the trace, and when
 /// it first said "leak".
 #[derive(Clone, Debug, Serialize)]
@@ -80,8 +91,15 @@ pub struct ReplayReport {
     pub level_bytes: u64,
     pub peak_bytes: u64,
     pub limit_bytes: Option<u64>,
-    /// Seconds until the peaks reach `limit_bytes` at the current slope, when growing.
+    /// Seconds until the peaks reach `limit_bytes` at the leak's slope or the current
+    /// rise, whichever is faster; null when memory does not approach it.
     pub time_to_limit_s: Option<f64>,
+    /// The rise of the memory floor over the last 4 minutes at the end (bytes/s).
+    pub rise_bytes_per_second: f64,
+    /// Trace time of the first sample at or above `limit_bytes`, if any.
+    pub limit_reached_s: Option<f64>,
+    /// When the limit was imminent (within the imminence horizon), in order.
+    pub imminent: Vec<ImminentSpan>,
     pub changes: Vec<Change>,
 }
 
@@ -169,8 +187,31 @@ pub fn replay(samples: &[Sample], params: &Params, limit: Option<u64>) -> Replay
     let mut scratch = Scratch::default();
     let mut changes = Vec::new();
     let mut first_detected_s = None;
+    let mut watch = Watch::default();
+    let mut imminent: Vec<ImminentSpan> = Vec::new();
+    let mut limit_reached_s = None;
     for sample in samples {
-        if let Some((_, verdict)) = detector.push(sample.t, sample.bytes, params, &mut scratch) {
+        let change = detector.push(sample.t, sample.bytes, params, &mut scratch);
+        if let Some(limit) = limit {
+            if sample.bytes >= limit && limit_reached_s.is_none() {
+                limit_reached_s = Some(sample.t);
+            }
+            let time_to_limit = detector.time_to_limit(limit.saturating_sub(sample.bytes));
+            match watch.update(sample.t, time_to_limit, params.imminence_horizon_s) {
+                Some(true) => imminent.push(ImminentSpan {
+                    from_s: sample.t,
+                    to_s: None,
+                    time_to_limit_s: time_to_limit.unwrap_or(0.0),
+                }),
+                Some(false) => {
+                    if let Some(span) = imminent.last_mut() {
+                        span.to_s = Some(sample.t);
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Some((_, verdict)) = change {
             changes.push(Change {
                 t_s: sample.t,
                 verdict,
@@ -197,6 +238,9 @@ pub fn replay(samples: &[Sample], params: &Params, limit: Option<u64>) -> Replay
         limit_bytes: limit,
         time_to_limit_s: limit
             .and_then(|limit| detector.time_to_limit(limit.saturating_sub(detector.level()))),
+        rise_bytes_per_second: detector.rise(),
+        limit_reached_s,
+        imminent,
         changes,
     }
 }

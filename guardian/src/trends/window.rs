@@ -31,7 +31,11 @@ const RECENT_TESTABLE_POINTS: usize = 10;
 const RECENT_TESTABLE_S: f32 = 300.0;
 /// After warm-up-fast growth, leak windows begin this long after it (the tail of a cache
 /// filling up still rises for a while).
-const SETTLE_S: f32 = 120.0;
+pub const SETTLE_S: f32 = 120.0;
+/// A warm-up levels off within minutes (real Node.js and Java caches fill in about 4):
+/// a window this long that rose warm-up-fast all along, straight and still rising at its
+/// end, is a leak however young (the incident: 30 MiB/min from 150 MiB toward a 512 MiB limit).
+const WARMUP_MAX_RISE_S: f64 = 360.0;
 
 /// A window that rose significantly: its slope (bytes/s), score and first minimum's time.
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +105,8 @@ pub fn classify(
     let m3 = stats::quantile_kib(&points[n - k..], THIRDS_QUANTILE, scratch) * 1024.0;
     let floor_follows = m3 - m1 >= FLOOR_SHARE * slope * span * 2.0 / 3.0;
     let straight = m3 - m2 >= LAMBDA * (m2 - m1) && m2 - m1 >= LAMBDA * (m3 - m2);
-    let warm_up = fast || points[0].t < context.fast_until + SETTLE_S;
+    let sustained = fast && context.window >= WARMUP_MAX_RISE_S;
+    let warm_up = !sustained && (fast || points[0].t < context.fast_until + SETTLE_S);
     // A heap creeping to its working size looks like a slow leak for a while: a slope
     // that may be below `slow_rate` (by Sen's bound or by the floor) needs a long window.
     let floor_slope = (m3 - m1) / (span * 2.0 / 3.0);

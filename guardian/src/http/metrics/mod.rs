@@ -112,7 +112,9 @@ impl Collector for StateCollector {
         let leaking = reports.iter().filter_map(|report| match report.subject {
             Subject::Process {
                 pid, start_ticks, ..
-            } if report.verdict == Verdict::Leak => Some(ProcessKey { pid, start_ticks }),
+            } if report.verdict == Verdict::Leak || report.imminent => {
+                Some(ProcessKey { pid, start_ticks })
+            }
             _ => None,
         });
         let always: HashSet<ProcessKey> = tracked_rows

@@ -1,5 +1,6 @@
-//! Leak-trend families for the series the detector calls growing or leak (stable and
-//! warming-up series are not exported: they are the many, and say nothing to alert on).
+//! Leak-trend families for the series the detector calls growing or leak, or whose limit
+//! is imminent (stable and warming-up series far from their limit are not exported: they
+//! are the many, and say nothing to alert on).
 
 use std::fmt;
 
@@ -11,11 +12,16 @@ use super::{
 };
 use crate::{
     model::Model,
-    trends::{LimitKind, Subject, TrendReport, Verdict},
+    trends::{Subject, TrendReport, Verdict},
 };
 
-/// True for the reports exported as metrics.
+/// True for the reports exported as metrics: growing, leaking or imminent.
 pub fn exported(report: &TrendReport) -> bool {
+    flagged(report) || report.imminent
+}
+
+/// True for the reports the leak families show (the detector's cause verdicts).
+fn flagged(report: &TrendReport) -> bool {
     matches!(report.verdict, Verdict::Growing | Verdict::Leak)
 }
 
@@ -50,20 +56,15 @@ fn labels<'a>(report: &'a TrendReport, model: &'a Model) -> Labels<'a, 5> {
     }
 }
 
-fn limit_name(kind: LimitKind) -> &'static str {
-    match kind {
-        LimitKind::Cgroup => "cgroup",
-        LimitKind::Rule => "rule",
-        LimitKind::Host => "host",
-    }
-}
-
-/// Writes the trend families for the exported `reports`.
+/// Writes the trend families for the exported `reports`: the leak families for growing
+/// and leaking series, `guardian_limit_imminent_seconds` for imminent ones.
 pub fn encode(
     reports: &[TrendReport],
     model: &Model,
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
+    let imminent: Vec<&TrendReport> = reports.iter().filter(|report| report.imminent).collect();
+    let reports: Vec<&TrendReport> = reports.iter().filter(|report| flagged(report)).collect();
     gauges(
         encoder,
         "guardian_leak_slope_bytes_per_second",
@@ -91,7 +92,25 @@ pub fn encode(
             let seconds = report
                 .time_to_limit_s
                 .filter(|seconds| seconds.is_finite())?;
-            let kind = limit_name(report.limit_kind?);
+            let kind = report.limit_kind?.as_str();
+            let [target, pid, comm, cgroup, name] = labels(report, model);
+            Some((
+                [target, pid, comm, cgroup, name, ("limit", Lv::Text(kind))],
+                seconds,
+            ))
+        }),
+    )?;
+    gauges(
+        encoder,
+        "guardian_limit_imminent",
+        "Time until a series whose limit is imminent (within the imminence horizon at its current rise, whatever its verdict) reaches it; exported only while imminent",
+        Some(&SECONDS),
+        imminent.iter().filter_map(|report| {
+            let seconds = report
+                .time_to_limit_s
+                .filter(|seconds| seconds.is_finite())
+                .unwrap_or(0.0);
+            let kind = report.limit_kind?.as_str();
             let [target, pid, comm, cgroup, name] = labels(report, model);
             Some((
                 [target, pid, comm, cgroup, name, ("limit", Lv::Text(kind))],

@@ -152,9 +152,12 @@ fn report(subject: Subject, verdict: Verdict, time_to_limit_s: Option<f64>) -> T
         confidence: 0.99,
         level_bytes: 1 << 20,
         peak_bytes: 2 << 20,
+        rise_bytes_per_second: 0.0,
         time_to_limit_s,
         limit_bytes: Some(512 << 20),
         limit_kind: Some(LimitKind::Cgroup),
+        imminent: false,
+        imminent_since_s: None,
         first_detected_s: None,
         series_start_s: 0.0,
     }
@@ -225,4 +228,54 @@ fn growing_and_leaking_series_are_exported_and_leaking_processes_always() {
             .count(),
         1
     );
+}
+
+#[test]
+fn imminent_series_are_exported_whatever_their_verdict() {
+    let mut config = Config::default();
+    config.metrics.top_processes = 1;
+    let state = state(config);
+    {
+        let mut model = state.model.write().expect("model lock");
+        model.upsert_process(process(1, "big", &["big"], 900));
+        model.upsert_process(process(3, "java", &["java", "-jar", "app.jar"], 150));
+        model.replace_cgroups(vec![cgroup(
+            "/docker/api",
+            300,
+            Limit::Bytes(512 << 20),
+            false,
+        )]);
+    }
+    let imminent = |subject, verdict| TrendReport {
+        imminent: true,
+        imminent_since_s: Some(100.0),
+        rise_bytes_per_second: 500_000.0,
+        ..report(subject, verdict, Some(420.0))
+    };
+    *state.trends.write().expect("trends lock") = vec![
+        imminent(
+            Subject::Process {
+                pid: 3,
+                start_ticks: 7,
+                comm: "java".into(),
+            },
+            Verdict::Growing,
+        ),
+        imminent(
+            Subject::Cgroup {
+                path: "/docker/api".into(),
+            },
+            Verdict::Stable,
+        ),
+    ];
+    let body = render(&state, Format::Text).expect("render");
+    assert!(body.contains("guardian_limit_imminent_seconds{target=\"process\",pid=\"3\",comm=\"java\",cgroup=\"\",name=\"\",limit=\"cgroup\"} 420.0\n"), "{body}");
+    assert!(body.contains("guardian_limit_imminent_seconds{target=\"cgroup\",pid=\"\",comm=\"\",cgroup=\"/docker/api\",name=\"abababababab\",limit=\"cgroup\"} 420.0\n"), "{body}");
+    assert!(
+        body.contains("guardian_process_rss_bytes{pid=\"3\","),
+        "an imminent process is always exported: {body}"
+    );
+    // The leak families keep their meaning: the stable container is imminent, not leaking.
+    assert!(!body.contains("verdict=\"stable\""), "{body}");
+    assert!(body.contains("verdict=\"growing\""), "{body}");
 }
