@@ -8,6 +8,7 @@ mod docker;
 mod killswitch;
 mod metrics;
 mod readers;
+mod robustness;
 mod sources;
 mod systemd;
 mod trends;

@@ -21,7 +21,7 @@ use tokio::{
 pub use state::{AppState, SourceKind, SourceStatus, Telemetry, Tracked};
 
 use crate::{
-    audit::KillLog,
+    audit::{AuditError, KillLog},
     config::{Config, ConfigError},
     policy::Executor,
 };
@@ -35,8 +35,14 @@ pub enum DaemonError {
     Http(#[from] crate::http::HttpError),
     #[error(transparent)]
     Pipeline(#[from] pipeline::PipelineError),
-    #[error("kill log: {0}")]
+    #[error(transparent)]
     KillLog(#[from] crate::audit::AuditError),
+    #[error(
+        "{error}; the guardian needs root (to read every process and to kill): run it as \
+         root, or point the kill log at a file you can write with --kill-log PATH \
+         (or [kill_log] path = ... in the config)"
+    )]
+    KillLogDenied { error: crate::audit::AuditError },
     #[error("installing the {signal} handler: {source}")]
     Signal {
         signal: &'static str,
@@ -51,7 +57,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     if config.daemon.lock_memory {
         lock_memory();
     }
-    let kill_log = KillLog::open(&config.kill_log)?;
+    let kill_log = KillLog::open(&config.kill_log).map_err(|error| match &error {
+        AuditError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            DaemonError::KillLogDenied { error }
+        }
+        _ => DaemonError::KillLog(error),
+    })?;
     let executor = Arc::new(Executor::new(
         Arc::new(Mutex::new(kill_log)),
         config.kill_log.on_write_failure,
@@ -110,6 +121,13 @@ async fn main_loop(
     let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
     let mut tick = tokio::time::interval(pipeline.scan_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // WatchdogSec may be shorter than a scan: ping on its own clock (at half of it),
+    // still only while the pipeline is fresh.
+    let mut watchdog = notify::watchdog_interval().map(|period| {
+        let mut timer = tokio::time::interval(period / 2);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    });
     let mut batch = Vec::with_capacity(events::BATCH);
     loop {
         tokio::select! {
@@ -125,11 +143,13 @@ async fn main_loop(
             _ = tick.tick() => {
                 events::note_kernel_drops(pipeline.state(), pipeline.ebpf());
                 pipeline.tick().await;
+                notify::status(&status_line(pipeline.state()));
+            }
+            _ = next_ping(watchdog.as_mut()) => {
                 // Only a fresh pipeline pets the watchdog: a hung one gets restarted.
                 if pipeline.state().is_fresh() {
                     notify::watchdog();
                 }
-                notify::status(&status_line(pipeline.state()));
             }
             received = events.recv_many(&mut batch, events::BATCH), if !events.is_closed() || !batch.is_empty() => {
                 if received > 0 {
@@ -137,6 +157,16 @@ async fn main_loop(
                 }
             }
         }
+    }
+}
+
+/// The next watchdog ping time; never, when systemd does not watch the guardian.
+async fn next_ping(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
