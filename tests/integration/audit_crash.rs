@@ -1,6 +1,8 @@
 //! The kill log across crashes of the real daemon: guardian is SIGKILLed at random
 //! moments while it kills the test's own marked processes, then restarted on the same
-//! log. Every process it killed has an intent record, and the chain verifies.
+//! log. Every process it killed has an intent record, and the chain verifies. The crash
+//! moments come from a seeded generator: the seed is printed, `GUARDIAN_TEST_SEED`
+//! replays it.
 
 use std::{
     process::{Command, Stdio},
@@ -15,15 +17,23 @@ use crate::common::{
 const ROUNDS: usize = 12;
 const HOGS_PER_ROUND: usize = 4;
 
-/// A small pseudo-random delay from the clock (no dependency needed for jitter).
-fn jitter(round: usize, max_ms: u64) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mixed = u64::from(nanos)
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(round as u64);
-    Duration::from_millis((mixed >> 33) % max_ms)
+/// The seed of the crash moments: `GUARDIAN_TEST_SEED` to replay a run, else the clock.
+/// Printed first, so a failing run's output says how to replay it.
+fn seed() -> u64 {
+    let seed = std::env::var("GUARDIAN_TEST_SEED")
+        .ok()
+        .map(|text| {
+            text.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("GUARDIAN_TEST_SEED={text:?} is not a u64"))
+        })
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+    eprintln!("crash test seed {seed} (replay with GUARDIAN_TEST_SEED={seed})");
+    seed
 }
 
 #[test]
@@ -46,6 +56,7 @@ fn every_kill_has_an_intent_across_daemon_crashes() {
     )
     .expect("write config");
 
+    let mut rng = fastrand::Rng::with_seed(seed());
     let mut hogs: Vec<TestProcess> = Vec::new();
     for round in 0..ROUNDS {
         for index in 0..HOGS_PER_ROUND {
@@ -65,7 +76,7 @@ fn every_kill_has_an_intent_across_daemon_crashes() {
             .spawn()
             .expect("start guardian");
         // Anywhere from before its first scan to well after its kills.
-        std::thread::sleep(jitter(round, 500));
+        std::thread::sleep(Duration::from_millis(rng.u64(0..500)));
         let _ = daemon.kill();
         let _ = daemon.wait();
     }

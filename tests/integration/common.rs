@@ -212,25 +212,34 @@ pub fn http_get_with(
 }
 
 /// A running `guardian run`, stopped with SIGTERM on drop; its temp dir holds the config
-/// and the kill log.
+/// and (unless the test chose another place) the kill log.
 pub struct Daemon {
     pub child: Child,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    kill_log: PathBuf,
+}
+
+/// Where a test's daemon writes its kill log, and what it finds in its environment.
+#[derive(Default)]
+pub struct DaemonOptions<'a> {
+    /// The kill log (default: `kills.jsonl` in the daemon's temp dir).
+    pub kill_log: Option<&'a Path>,
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Daemon {
     /// Starts `guardian run` with `config` (TOML) and extra flags, and waits for /healthz.
     pub fn start(config: &str, extra: &[&str]) -> Daemon {
-        Daemon::start_with(config, extra, |_| {})
+        Daemon::start_with(config, extra, &DaemonOptions::default())
     }
 
-    /// [`Daemon::start`] with the command adjusted first (environment variables).
-    pub fn start_with(config: &str, extra: &[&str], adjust: impl Fn(&mut Command)) -> Daemon {
+    /// [`Daemon::start`] with a kill log path and environment of the test's choosing.
+    pub fn start_with(config: &str, extra: &[&str], options: &DaemonOptions<'_>) -> Daemon {
         // A port found free can be taken by another test before the daemon binds it:
         // try again on another one.
         for _ in 0..4 {
-            match Daemon::try_start(config, extra, &adjust) {
+            match Daemon::try_start(config, extra, options) {
                 Ok(daemon) => return daemon,
                 Err(log) if log.contains("cannot listen") => continue,
                 Err(log) => panic!("guardian exited early:\n{log}"),
@@ -242,17 +251,17 @@ impl Daemon {
     fn try_start(
         config: &str,
         extra: &[&str],
-        adjust: &impl Fn(&mut Command),
+        options: &DaemonOptions<'_>,
     ) -> Result<Daemon, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("guardian.toml");
         std::fs::write(&config_path, config).expect("write config");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let kill_log = dir.path().join("kills.jsonl");
+        let kill_log = options
+            .kill_log
+            .map_or_else(|| dir.path().join("kills.jsonl"), Path::to_path_buf);
         let log = std::fs::File::create(dir.path().join("guardian.log")).expect("log file");
-        let mut command = Command::new(guardian_bin());
-        adjust(&mut command);
-        let child = command
+        let child = Command::new(guardian_bin())
             .arg("run")
             .arg("--config")
             .arg(&config_path)
@@ -262,11 +271,17 @@ impl Daemon {
             .arg(&kill_log)
             .args(extra)
             .env("RUST_LOG", "guardian=debug,info")
+            .envs(options.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn guardian");
-        let mut daemon = Daemon { child, addr, dir };
+        let mut daemon = Daemon {
+            child,
+            addr,
+            dir,
+            kill_log,
+        };
         let ready = wait_for(Duration::from_secs(60), || {
             if let Ok(Some(_)) = daemon.child.try_wait() {
                 return Some(false);
@@ -293,7 +308,36 @@ impl Daemon {
     }
 
     pub fn kill_log_path(&self) -> PathBuf {
-        self.dir.path().join("kills.jsonl")
+        self.kill_log.clone()
+    }
+
+    /// The config file the daemon rereads on SIGHUP.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("guardian.toml")
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .unwrap_or_else(|error| panic!("{signal} to the guardian: {error}"));
+    }
+
+    /// Writes `config` over the config file and sends SIGHUP; returns once the daemon
+    /// logged the reload's result (`count` reloads so far, this one included).
+    pub fn reload(&self, config: &str, count: usize) {
+        std::fs::write(self.config_path(), config).expect("rewrite config");
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        let done = wait_for(Duration::from_secs(20), || {
+            let log = self.log();
+            (log.matches("config reloaded").count() + log.matches("config reload rejected").count()
+                >= count)
+                .then_some(())
+        });
+        assert!(
+            done.is_some(),
+            "no reload logged after SIGHUP:\n{}",
+            self.log()
+        );
     }
 
     /// What the daemon logged so far.

@@ -11,6 +11,7 @@ mod killswitch;
 mod metrics;
 mod notify;
 mod readers;
+mod robustness;
 mod sources;
 mod systemd;
 mod trends;

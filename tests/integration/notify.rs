@@ -10,7 +10,7 @@ use std::{
 
 use nix::sys::signal::{Signal, kill};
 
-use crate::common::Daemon;
+use crate::common::{Daemon, DaemonOptions};
 
 /// The notify socket systemd would hold, in a temp dir.
 struct Manager {
@@ -65,11 +65,12 @@ fn tells_the_service_manager_ready_alive_reloading_and_stopping() {
     let mut daemon = Daemon::start_with(
         "[daemon]\nscan_interval = \"60s\"\nlock_memory = false\n",
         &["--source", "procfs", "--dry-run"],
-        |command| {
-            command
-                .env("NOTIFY_SOCKET", &manager.path)
-                .env("WATCHDOG_USEC", "1000000")
-                .env_remove("WATCHDOG_PID");
+        &DaemonOptions {
+            env: &[
+                ("NOTIFY_SOCKET", manager.path.to_str().expect("UTF-8 socket path")),
+                ("WATCHDOG_USEC", "1000000"),
+            ],
+            ..DaemonOptions::default()
         },
     );
     let pid = daemon.child.id();

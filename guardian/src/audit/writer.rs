@@ -104,6 +104,12 @@ impl KillLog {
         self.append(RecordKind::Outcome, fields)
     }
 
+    /// Rotation settings from a reloaded config; they apply from the next record.
+    pub fn set_rotation(&mut self, max_file_bytes: u64, keep_files: u32) {
+        self.max_file_bytes = max_file_bytes;
+        self.keep_files = keep_files;
+    }
+
     /// The current file's path (the configured one).
     pub fn path(&self) -> &Path {
         &self.path

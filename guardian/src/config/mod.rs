@@ -337,6 +337,18 @@ impl Config {
                 "daemon.ebpf_rescan_interval must be above zero".into(),
             );
         }
+        if self.trends.slow_window.0.as_secs_f64()
+            > crate::trends::detector::LONGEST_WINDOW_S as f64
+        {
+            return invalid(
+                find_key(text, "slow_window"),
+                format!(
+                    "trends.slow_window must be at most {}m (the detector's longest window); \
+                     a longer one would never call a slow leak",
+                    crate::trends::detector::LONGEST_WINDOW_S / 60
+                ),
+            );
+        }
         if self.safety.max_kills == 0 {
             return invalid(
                 find_key(text, "max_kills"),

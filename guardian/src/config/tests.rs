@@ -108,3 +108,13 @@ fn missing_file_names_the_path() {
     let error = Config::load(Path::new("/nonexistent/guardian.toml")).expect_err("missing");
     assert!(error.to_string().contains("/nonexistent/guardian.toml"));
 }
+
+#[test]
+fn slow_window_beyond_the_longest_detector_window_is_rejected() {
+    let text = "[trends]\nenabled = true\n  slow_window = \"65m\"\n";
+    let (line, column, message) = error_position(text);
+    assert_eq!((line, column), (3, 3));
+    assert!(message.contains("slow_window"), "{message}");
+    assert!(message.contains("64m"), "{message}");
+    parse("[trends]\nslow_window = \"64m\"\n").expect("64m is the longest window");
+}

@@ -18,7 +18,7 @@ use tokio::{
 };
 
 use crate::{
-    audit::KillLog,
+    audit::{AuditError, KillLog},
     config::{Config, ConfigError},
     policy::Executor,
     snapshot::AppState,
@@ -33,8 +33,14 @@ pub enum DaemonError {
     Http(#[from] crate::http::HttpError),
     #[error(transparent)]
     Pipeline(#[from] pipeline::PipelineError),
-    #[error("kill log: {0}")]
+    #[error(transparent)]
     KillLog(#[from] crate::audit::AuditError),
+    #[error(
+        "{error}; the guardian needs root (to read every process and to kill): run it as \
+         root, or point the kill log at a file you can write with --kill-log PATH \
+         (or [kill_log] path = ... in the config)"
+    )]
+    KillLogDenied { error: crate::audit::AuditError },
     #[error("installing the {signal} handler: {source}")]
     Signal {
         signal: &'static str,
@@ -49,7 +55,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     if config.daemon.lock_memory {
         lock_memory();
     }
-    let kill_log = KillLog::open(&config.kill_log)?;
+    let kill_log = KillLog::open(&config.kill_log).map_err(|error| match &error {
+        AuditError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            DaemonError::KillLogDenied { error }
+        }
+        _ => DaemonError::KillLog(error),
+    })?;
     let executor = Arc::new(Executor::new(
         Arc::new(Mutex::new(kill_log)),
         config.kill_log.on_write_failure,

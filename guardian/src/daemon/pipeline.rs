@@ -154,8 +154,9 @@ impl Pipeline {
         }
     }
 
-    /// Takes a new config (SIGHUP). Source, listen address and kill log path need a
-    /// restart; the rest applies at once.
+    /// Takes a new config (SIGHUP). Source, listen address, dry run and kill log path
+    /// need a restart; the rest (kill log rotation and `on_write_failure` included)
+    /// applies at once.
     pub fn apply_config(&mut self, config: Config) {
         let old = self.state.config();
         if config.daemon.listen != old.daemon.listen
@@ -170,7 +171,7 @@ impl Pipeline {
         let mut config = config;
         config.daemon.listen = old.daemon.listen;
         config.daemon.source = old.daemon.source;
-        config.kill_log = old.kill_log.clone();
+        config.kill_log.path = old.kill_log.path.clone();
         config.daemon.dry_run = old.daemon.dry_run;
         // Rate-limit and backoff history carry over: a reload is no way around the brakes.
         match self.policy.reload(&config) {
@@ -182,6 +183,14 @@ impl Pipeline {
                 {
                     self.trends = TrendBook::new(trends);
                 }
+                self.executor.apply_kill_log_settings(&config.kill_log);
+                let log = &config.kill_log;
+                tracing::info!(
+                    on_write_failure = ?log.on_write_failure,
+                    max_file_bytes = log.max_file_bytes.0,
+                    keep_files = log.keep_files,
+                    "kill log settings in force"
+                );
                 if let Ok(mut slot) = self.state.config.write() {
                     *slot = Arc::new(config);
                 }

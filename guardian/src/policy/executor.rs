@@ -4,13 +4,17 @@
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::SystemTime,
 };
 
 use crate::{
     audit::{self, Intent, KillLog, Outcome, OutcomeKind},
-    config::{KillAction, OnLogFailure},
+    classify::Classification,
+    config::{KillAction, KillLogConfig, OnLogFailure},
 };
 
 use super::{Decision, killer, ledger::Ledger, report::KillReport};
@@ -18,7 +22,8 @@ use super::{Decision, killer, ledger::Ledger, report::KillReport};
 /// Executes decisions: log, kill, log, report.
 pub struct Executor {
     kill_log: Arc<Mutex<KillLog>>,
-    on_write_failure: OnLogFailure,
+    /// `on_write_failure = "kill-anyway"`; changed by a reload.
+    kill_anyway: AtomicBool,
     global_dry_run: bool,
     proc_root: PathBuf,
     ledger: Arc<Mutex<Ledger>>,
@@ -34,10 +39,31 @@ impl Executor {
     ) -> Executor {
         Executor {
             kill_log,
-            on_write_failure,
+            kill_anyway: AtomicBool::new(on_write_failure == OnLogFailure::KillAnyway),
             global_dry_run,
             proc_root,
             ledger: Arc::new(Mutex::new(Ledger::default())),
+        }
+    }
+
+    /// Takes the reloaded `[kill_log]` settings (the path needs a restart and is ignored):
+    /// `on_write_failure` applies to the next decision, rotation to the next record.
+    pub fn apply_kill_log_settings(&self, config: &KillLogConfig) {
+        self.kill_anyway.store(
+            config.on_write_failure == OnLogFailure::KillAnyway,
+            Ordering::Relaxed,
+        );
+        if let Ok(mut log) = self.kill_log.lock() {
+            log.set_rotation(config.max_file_bytes.0, config.keep_files);
+        }
+    }
+
+    /// What to do when an intent record cannot be written (the setting in force).
+    pub fn on_write_failure(&self) -> OnLogFailure {
+        if self.kill_anyway.load(Ordering::Relaxed) {
+            OnLogFailure::KillAnyway
+        } else {
+            OnLogFailure::SkipKill
         }
     }
 
@@ -53,6 +79,7 @@ impl Executor {
     /// `guardian::kill`) and returns the report.
     pub async fn execute(&self, decision: Decision) -> KillReport {
         let dry_run = self.global_dry_run || decision.dry_run;
+        let on_write_failure = self.on_write_failure();
         let process = &decision.process;
         let key = process.key;
         let uid = process.uid;
@@ -95,12 +122,12 @@ impl Executor {
                     rule = %decision.rule,
                     pid = key.pid,
                     %error,
-                    on_write_failure = ?self.on_write_failure,
+                    ?on_write_failure,
                     "cannot write the kill intent to the kill log"
                 );
             })
             .ok();
-        let result = if intent_seq.is_none() && self.on_write_failure == OnLogFailure::SkipKill {
+        let result = if intent_seq.is_none() && on_write_failure == OnLogFailure::SkipKill {
             killer::KillResult {
                 outcome: OutcomeKind::NotLogged,
                 signals_sent: Vec::new(),

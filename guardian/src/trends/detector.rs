@@ -30,7 +30,21 @@ const COARSE_SLOTS: usize = 64;
 /// Windows tested, ending now, in seconds: fine ones at every 10 s bucket, coarse ones at
 /// every 60 s bucket.
 const FINE_WINDOWS: [f64; 6] = [120.0, 180.0, 240.0, 300.0, 360.0, 480.0];
-const COARSE_WINDOWS: [f64; 8] = [600.0, 900.0, 1200.0, 1500.0, 1800.0, 2400.0, 3000.0, 3840.0];
+const COARSE_WINDOWS: [f64; 8] = [
+    600.0,
+    900.0,
+    1200.0,
+    1500.0,
+    1800.0,
+    2400.0,
+    3000.0,
+    LONGEST_WINDOW_S as f64,
+];
+/// The longest window tested (64 minutes): a `slow_window` beyond it is never reached,
+/// so the config rejects one.
+pub const LONGEST_WINDOW_S: u64 = 3840;
+/// Fewest minima a window needs.
+pub const MIN_POINTS: usize = 6;
 /// A sample below this share of the last minute's minima is a restart.
 const RESTART_FRACTION: f64 = 0.25;
 /// A leak verdict is released only after this long, by a window this long with z below
