@@ -19,6 +19,10 @@ pub use units::{Bytes, Glob, Interval, Pattern, Threshold};
 /// Where the daemon reads its config when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/guardian/guardian.toml";
 
+/// The leak detector's longest window (64 minutes): a `[trends] slow_window` beyond it
+/// would never be reached, so validation rejects one.
+pub const LONGEST_TREND_WINDOW_S: u64 = 3840;
+
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -337,15 +341,13 @@ impl Config {
                 "daemon.ebpf_rescan_interval must be above zero".into(),
             );
         }
-        if self.trends.slow_window.0.as_secs_f64()
-            > crate::trends::detector::LONGEST_WINDOW_S as f64
-        {
+        if self.trends.slow_window.0.as_secs_f64() > LONGEST_TREND_WINDOW_S as f64 {
             return invalid(
                 find_key(text, "slow_window"),
                 format!(
                     "trends.slow_window must be at most {}m (the detector's longest window); \
                      a longer one would never call a slow leak",
-                    crate::trends::detector::LONGEST_WINDOW_S / 60
+                    LONGEST_TREND_WINDOW_S / 60
                 ),
             );
         }

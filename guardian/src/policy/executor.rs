@@ -13,7 +13,6 @@ use std::{
 
 use crate::{
     audit::{self, Intent, KillLog, Outcome, OutcomeKind},
-    classify::Classification,
     config::{KillAction, KillLogConfig, OnLogFailure},
 };
 

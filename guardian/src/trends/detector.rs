@@ -38,13 +38,8 @@ const COARSE_WINDOWS: [f64; 8] = [
     1800.0,
     2400.0,
     3000.0,
-    LONGEST_WINDOW_S as f64,
+    crate::config::LONGEST_TREND_WINDOW_S as f64,
 ];
-/// The longest window tested (64 minutes): a `slow_window` beyond it is never reached,
-/// so the config rejects one.
-pub const LONGEST_WINDOW_S: u64 = 3840;
-/// Fewest minima a window needs.
-pub const MIN_POINTS: usize = 6;
 /// A sample below this share of the last minute's minima is a restart.
 const RESTART_FRACTION: f64 = 0.25;
 /// A leak verdict is released only after this long, by a window this long with z below
