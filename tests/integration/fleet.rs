@@ -197,7 +197,8 @@ fn alerts_about(prometheus: &Prometheus, name: &str, pid: i32) -> Vec<serde_json
         .alerts()
         .into_iter()
         .filter(|alert| {
-            alert["labels"]["alertname"] == name && alert["labels"]["pid"] == pid.to_string()
+            alert["labels"]["alertname"] == name
+                && alert["labels"]["pid"].as_str().and_then(|p| p.parse().ok()) == Some(pid)
         })
         .collect()
 }

@@ -67,7 +67,10 @@ fn tells_the_service_manager_ready_alive_reloading_and_stopping() {
         &["--source", "procfs", "--dry-run"],
         &DaemonOptions {
             env: &[
-                ("NOTIFY_SOCKET", manager.path.to_str().expect("UTF-8 socket path")),
+                (
+                    "NOTIFY_SOCKET",
+                    manager.path.to_str().expect("UTF-8 socket path"),
+                ),
                 ("WATCHDOG_USEC", "1000000"),
             ],
             ..DaemonOptions::default()

@@ -5,7 +5,7 @@
 mod faults;
 
 use std::{
-    os::unix::{fs::PermissionsExt as _, net::UnixDatagram, process::CommandExt as _},
+    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,

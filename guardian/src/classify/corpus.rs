@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use super::CgroupLine;
 use super::{Classification, classify};
-use crate::model::CgroupLine;
 
 /// One row of a corpus file.
 struct Row {

@@ -131,6 +131,10 @@ impl Default for MetricsConfig {
     }
 }
 
+/// The leak detector's longest window (64 minutes): a `slow_window` beyond it is never
+/// reached, so the config rejects one (the detector's windows end with it).
+pub const LONGEST_TREND_WINDOW_S: u64 = 3840;
+
 /// `[trends]`: the online leak detector.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -338,14 +342,14 @@ impl Config {
             );
         }
         if self.trends.slow_window.0.as_secs_f64()
-            > crate::trends::detector::LONGEST_WINDOW_S as f64
+            > LONGEST_TREND_WINDOW_S as f64
         {
             return invalid(
                 find_key(text, "slow_window"),
                 format!(
                     "trends.slow_window must be at most {}m (the detector's longest window); \
                      a longer one would never call a slow leak",
-                    crate::trends::detector::LONGEST_WINDOW_S / 60
+                    LONGEST_TREND_WINDOW_S / 60
                 ),
             );
         }

@@ -40,11 +40,8 @@ const COARSE_WINDOWS: [f64; 8] = [
     3000.0,
     LONGEST_WINDOW_S as f64,
 ];
-/// The longest window tested (64 minutes): a `slow_window` beyond it is never reached,
-/// so the config rejects one.
-pub const LONGEST_WINDOW_S: u64 = 3840;
-/// Fewest minima a window needs.
-pub const MIN_POINTS: usize = 6;
+/// The longest window tested (64 minutes; the config rejects a longer `slow_window`).
+pub const LONGEST_WINDOW_S: u64 = crate::config::LONGEST_TREND_WINDOW_S;
 /// A sample below this share of the last minute's minima is a restart.
 const RESTART_FRACTION: f64 = 0.25;
 /// A leak verdict is released only after this long, by a window this long with z below

@@ -51,7 +51,7 @@ pub fn staircase(points: &[Point], bucket_s: f64, params: &Params) -> Option<Sta
         .enumerate()
         .filter(|(_, diff)| *diff <= -jump)
         .map(|(index, _)| index + 1)
-        .last()
+        .next_back()
         .unwrap_or(0);
     let climb = &points[start..];
     let corners: Vec<Point> = climb

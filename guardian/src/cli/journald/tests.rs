@@ -30,8 +30,7 @@ fn capture(log: impl FnOnce()) -> Seen {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(Capture(seen.clone()));
     tracing::subscriber::with_default(subscriber, log);
-    let seen = seen.lock().expect("capture lock").clone();
-    seen
+    seen.lock().expect("capture lock").clone()
 }
 
 #[test]
