@@ -1,7 +1,12 @@
-//! What the pipeline publishes and the HTTP server reads.
+//! What the pipeline publishes and the HTTP server reads: one immutable [`Snapshot`] per
+//! tick (model, tracked processes with their resolved thresholds, trend reports, kill
+//! ledger, source status, config, tick number). A reader takes the current one and
+//! answers from it alone, so one `/metrics` or API answer never mixes two ticks, and no
+//! lock is held while it encodes. Parts that did not change are shared with the previous
+//! snapshot (`Arc`), never copied.
 
 use std::{
-    sync::{Arc, Mutex, RwLock, atomic::AtomicU64},
+    sync::{Arc, atomic::AtomicU64},
     time::{Duration, Instant},
 };
 
@@ -11,11 +16,12 @@ use prometheus_client::metrics::{
     histogram::{Histogram, exponential_buckets},
 };
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::{
     config::Config,
-    model::{Model, ProcessKey},
-    policy::Ledger,
+    model::Model,
+    policy::{Ledger, Tracked},
     trends::TrendReport,
 };
 
@@ -51,7 +57,9 @@ pub struct SourceStatus {
     pub refresh: String,
 }
 
-/// Counters and histograms the pipeline updates and `/metrics` exports.
+/// Counters and histograms the pipeline updates and `/metrics` exports. They count
+/// since start rather than describe one tick, so they live beside the snapshot (atomic,
+/// no lock).
 #[derive(Debug)]
 pub struct Telemetry {
     pub scan_duration_seconds: Histogram,
@@ -81,76 +89,36 @@ impl Default for Telemetry {
     }
 }
 
-/// A process a threshold rule has seen above its threshold and is waiting out `sustain`
-/// for (from `Policy::pending`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Tracked {
-    pub key: ProcessKey,
-    pub rule: String,
-}
-
-/// Shared by the pipeline (writer) and the HTTP server (reader).
-#[derive(Debug)]
-pub struct AppState {
-    pub config: RwLock<Arc<Config>>,
-    pub model: RwLock<Model>,
-    pub status: RwLock<SourceStatus>,
-    pub telemetry: Telemetry,
+/// One tick's view of everything, immutable once published.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// How many snapshots were published before this one (0: the empty one at start).
+    pub tick: u64,
+    pub config: Arc<Config>,
+    pub model: Arc<Model>,
+    pub status: Arc<SourceStatus>,
+    /// Processes kill rules are tracking after this tick's policy evaluation.
+    pub tracked: Arc<[Tracked]>,
+    /// The leak detector's reports, one per tracked series.
+    pub trends: Arc<[TrendReport]>,
+    /// Recent kill decisions and their counters.
+    pub ledger: Arc<Ledger>,
+    /// When the guardian started.
     pub started: Instant,
     /// When the model last took fresh data (a scan or a batch of kernel events); `None`
     /// until the first scan is done.
-    pub last_update: RwLock<Option<Instant>>,
-    /// Processes kill rules are tracking; the pipeline replaces it after each policy
-    /// evaluation and /metrics always exports them (with the rule's threshold).
-    pub tracked: RwLock<Vec<Tracked>>,
-    /// Recent kill decisions and their counters (the executor records into it).
-    pub kills: Arc<Mutex<Ledger>>,
-    /// The leak detector's latest reports, one per tracked series.
-    pub trends: RwLock<Vec<TrendReport>>,
+    pub updated: Option<Instant>,
 }
 
-impl AppState {
-    pub fn new(config: Arc<Config>, status: SourceStatus, kills: Arc<Mutex<Ledger>>) -> Self {
-        let now = Instant::now();
-        AppState {
-            config: RwLock::new(config),
-            model: RwLock::new(Model::default()),
-            status: RwLock::new(status),
-            telemetry: Telemetry::default(),
-            started: now,
-            last_update: RwLock::new(None),
-            tracked: RwLock::new(Vec::new()),
-            kills,
-            trends: RwLock::new(Vec::new()),
-        }
-    }
-
-    /// The config in force (replaced on reload).
-    pub fn config(&self) -> Arc<Config> {
-        self.config.read().map_or_else(
-            |poisoned| poisoned.into_inner().clone(),
-            |config| config.clone(),
-        )
-    }
-
-    /// Marks the model fresh.
-    pub fn touch(&self) {
-        if let Ok(mut last) = self.last_update.write() {
-            *last = Some(Instant::now());
-        }
-    }
-
+impl Snapshot {
     /// True once the first scan is done.
     pub fn has_data(&self) -> bool {
-        self.last_update.read().is_ok_and(|last| last.is_some())
+        self.updated.is_some()
     }
 
     /// Time since the model last took fresh data (since start, before the first scan).
     pub fn staleness(&self) -> Duration {
-        match self.last_update.read() {
-            Ok(last) => last.unwrap_or(self.started).elapsed(),
-            Err(_) => Duration::MAX,
-        }
+        self.updated.unwrap_or(self.started).elapsed()
     }
 
     /// Fresh when data arrived within twice the scan interval (the watchdog's and
@@ -158,6 +126,70 @@ impl AppState {
     pub fn is_fresh(&self) -> bool {
         self.has_data()
             && self.staleness()
-                <= self.config().daemon.scan_interval.0 * 2 + Duration::from_millis(500)
+                <= self.config.daemon.scan_interval.0 * 2 + Duration::from_millis(500)
+    }
+}
+
+/// Shared by the pipeline (publisher) and the HTTP server (reader).
+#[derive(Debug)]
+pub struct AppState {
+    published: watch::Sender<Arc<Snapshot>>,
+    pub telemetry: Telemetry,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Publishes an empty snapshot (tick 0) until the pipeline has data.
+    pub fn new(config: Arc<Config>, status: SourceStatus) -> Self {
+        let started = Instant::now();
+        let first = Snapshot {
+            tick: 0,
+            config,
+            model: Arc::default(),
+            status: Arc::new(status),
+            tracked: Arc::from([]),
+            trends: Arc::from([]),
+            ledger: Arc::default(),
+            started,
+            updated: None,
+        };
+        AppState {
+            published: watch::Sender::new(Arc::new(first)),
+            telemetry: Telemetry::default(),
+            started,
+        }
+    }
+
+    /// The latest snapshot (the lock inside is held only to clone the `Arc`).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.published.borrow())
+    }
+
+    /// The config in force (replaced on reload).
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.snapshot().config)
+    }
+
+    /// Publishes `next` as the following tick.
+    pub fn publish(&self, mut next: Snapshot) {
+        self.published.send_modify(|current| {
+            next.tick = current.tick + 1;
+            *current = Arc::new(next);
+        });
+    }
+}
+
+#[cfg(test)]
+impl AppState {
+    /// Publishes the current snapshot changed by `change` (shared parts stay shared).
+    pub(crate) fn modify(&self, change: impl FnOnce(&mut Snapshot)) {
+        let mut next = Snapshot::clone(&self.snapshot());
+        change(&mut next);
+        self.publish(next);
+    }
+
+    /// Publishes the current snapshot with its model changed by `change`.
+    pub(crate) fn change_model(&self, change: impl FnOnce(&mut Model)) {
+        self.modify(|snapshot| change(Arc::make_mut(&mut snapshot.model)));
     }
 }

@@ -165,6 +165,37 @@ fn live_scrape_passes_promtool_and_hostile_labels_stay_escaped() {
     assert!(gone.is_some(), "pid {pid} still exported after exit");
 }
 
+/// One answer comes from one published snapshot: when two `/api/v1/status` reads around
+/// a scrape name the same tick, the scrape names that tick and the same process count.
+#[test]
+fn metrics_and_status_agree_on_the_snapshot_tick() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let daemon = Daemon::start(
+        "[daemon]\nscan_interval = \"1s\"\n",
+        &["--source", "procfs"],
+    );
+    let agreed = wait_for(Duration::from_secs(30), || {
+        let before = daemon.get_json("/api/v1/status");
+        let body = scrape_text(&daemon);
+        let after = daemon.get_json("/api/v1/status");
+        (before["tick"] == after["tick"]).then_some((after, body))
+    });
+    let (status, body) = agreed.expect("three reads within one tick in 30 s");
+    let tick = status["tick"].as_u64().expect("tick in /api/v1/status");
+    assert!(tick >= 1, "{status}");
+    assert!(
+        body.contains(&format!("\nguardian_snapshot_tick {tick}\n")),
+        "tick {tick} not in the scrape:\n{body}"
+    );
+    let processes = status["processes"].as_u64().expect("processes");
+    assert!(
+        body.contains(&format!("\nguardian_model_processes {processes}\n")),
+        "{processes} processes not in the scrape of tick {tick}:\n{body}"
+    );
+}
+
 #[test]
 fn shipped_alert_rules_pass_promtool() {
     if !require(&[Needs::Prometheus]) {

@@ -68,11 +68,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         "/proc".into(),
     ));
     let started = source::start(&config)?;
-    let state = Arc::new(AppState::new(
-        config.clone(),
-        started.status.clone(),
-        executor.ledger(),
-    ));
+    let state = Arc::new(AppState::new(config.clone(), started.status.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http = crate::http::serve(config.daemon.listen, state.clone(), async move {
@@ -93,12 +89,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     pipeline.full_tick().await;
     tracing::info!(
         source = started.kind.as_str(),
-        processes = state.model.read().map(|m| m.process_count()).unwrap_or(0),
+        processes = state.snapshot().model.process_count(),
         "ready"
     );
     notify::ready(&status_line(&state));
     let watched = state.clone();
-    let watchdog = notify::spawn_watchdog(move || watched.is_fresh());
+    let watchdog = notify::spawn_watchdog(move || watched.snapshot().is_fresh());
 
     let result = main_loop(&mut pipeline, signals, event_rx, config_path).await;
     notify::stopping();
@@ -163,6 +159,7 @@ async fn main_loop(
                 pipeline.tick().await;
                 notify::status(&status_line(pipeline.state()));
             }
+            () = pipeline.kill_finished(), if pipeline.kills_running() => {}
             received = events.recv_many(&mut batch, events::BATCH), if !events.is_closed() || !batch.is_empty() => {
                 if received > 0 {
                     pipeline.on_kernel_events(&mut batch).await;
@@ -174,15 +171,10 @@ async fn main_loop(
 
 /// The one-line status systemd shows: source, processes tracked, kills.
 fn status_line(state: &AppState) -> String {
-    let processes = state.model.read().map_or(0, |model| model.process_count());
-    let kills = state
-        .kills
-        .lock()
-        .map_or(0, |ledger| ledger.recent().count());
-    let source = state
-        .status
-        .read()
-        .map_or("unknown", |status| status.source.as_str());
+    let snapshot = state.snapshot();
+    let processes = snapshot.model.process_count();
+    let kills = snapshot.ledger.recent().count();
+    let source = snapshot.status.source.as_str();
     format!("source={source} processes={processes} recent_kills={kills}")
 }
 

@@ -1,6 +1,6 @@
 //! One pass of the guardian: refresh the model (a full /proc scan, or kernel events in
 //! between), read cgroups and host memory, turn OOM counters into events, feed trends,
-//! and hand due kill decisions to the executor.
+//! hand due kill decisions to the executor, and publish the result as one snapshot.
 
 use std::{
     sync::Arc,
@@ -11,15 +11,19 @@ use super::{events, source::EbpfHandle};
 use crate::{
     config::Config,
     model::{Model, OomEvent, OomOrigin},
-    policy::{Executor, Policy, PolicyError},
-    snapshot::{AppState, SourceKind, Tracked},
+    policy::{Executor, Policy, PolicyError, Tracked},
+    snapshot::{AppState, Snapshot, SourceKind, SourceStatus},
     sources::{
         KernelEvent, Sighting,
         cgroup::{CgroupReader, OomWatch},
         procfs::{ProcReader, ScanReport},
     },
-    trends::{TrendBook, Verdict},
+    trends::{TrendBook, TrendReport, Verdict},
 };
+
+/// Kernel events publish a snapshot at most this often (ticks always publish): each
+/// publication makes the next change copy the model's indexes.
+const EVENT_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Why the pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +40,15 @@ pub enum PipelineError {
 pub struct Pipeline {
     state: Arc<AppState>,
     kind: SourceKind,
+    config: Arc<Config>,
+    status: Arc<SourceStatus>,
+    /// The model this pipeline owns; published snapshots share it (copy on write).
+    model: Arc<Model>,
+    tracked: Arc<[Tracked]>,
+    reports: Arc<[TrendReport]>,
+    /// When the model last took fresh data; `None` until the first scan.
+    updated: Option<Instant>,
+    last_publish: Instant,
     proc: ProcReader,
     cgroups: CgroupReader,
     oom_watch: OomWatch,
@@ -58,7 +71,8 @@ impl Pipeline {
         executor: Arc<Executor>,
         ebpf: Option<EbpfHandle>,
     ) -> Result<Pipeline, PipelineError> {
-        let config = state.config();
+        let published = state.snapshot();
+        let config = Arc::clone(&published.config);
         let proc = ProcReader::new("/proc")?;
         let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
         let oom_watch = OomWatch::new(cgroups.hierarchy());
@@ -67,6 +81,13 @@ impl Pipeline {
             policy: Policy::new(&config, std::process::id() as i32)?,
             state,
             kind,
+            config,
+            status: Arc::clone(&published.status),
+            model: Arc::clone(&published.model),
+            tracked: Arc::clone(&published.tracked),
+            reports: Arc::clone(&published.trends),
+            updated: None,
+            last_publish: Instant::now(),
             proc,
             cgroups,
             oom_watch,
@@ -93,7 +114,7 @@ impl Pipeline {
     }
 
     pub fn scan_interval(&self) -> Duration {
-        self.state.config().daemon.scan_interval.0
+        self.config.daemon.scan_interval.0
     }
 
     /// The first pass: everything is read.
@@ -101,6 +122,35 @@ impl Pipeline {
         self.refresh(true);
         self.update_report_floor();
         self.act();
+        self.publish();
+    }
+
+    /// Publishes what this pipeline knows now as the next snapshot.
+    pub fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        self.state.publish(Snapshot {
+            tick: 0,
+            config: Arc::clone(&self.config),
+            model: Arc::clone(&self.model),
+            status: Arc::clone(&self.status),
+            tracked: Arc::clone(&self.tracked),
+            trends: Arc::clone(&self.reports),
+            ledger: self.executor.ledger(),
+            started: self.state.started,
+            updated: self.updated,
+        });
+    }
+
+    /// True while kill decisions are being carried out.
+    pub fn kills_running(&self) -> bool {
+        !self.kills.is_empty()
+    }
+
+    /// Waits for the next kill decision to finish, then publishes its outcome.
+    pub async fn kill_finished(&mut self) {
+        if self.kills.join_next().await.is_some() {
+            self.publish();
+        }
     }
 
     /// Tells the kernel the lowest rule threshold: RSS steps below it need no record.
@@ -108,7 +158,7 @@ impl Pipeline {
         let Some(ebpf) = self.ebpf.as_mut() else {
             return;
         };
-        let total = self.state.model.read().map_or(0, |model| model.host.total);
+        let total = self.model.host.total;
         let floor = self.policy.lowest_threshold(total);
         match ebpf.set_report_floor(floor, self.proc.page_size()) {
             Ok(()) => tracing::debug!(?floor, "kernel RSS report floor set"),
@@ -120,13 +170,13 @@ impl Pipeline {
     /// each tick; without it, /proc is rescanned only every `ebpf_rescan_interval` and
     /// events keep processes current in between.
     pub async fn tick(&mut self) {
-        let config = self.state.config();
         let full = self.kind == SourceKind::Procfs
             || self.snapshots_available()
-            || self.last_full_scan.elapsed() >= config.daemon.ebpf_rescan_interval.0;
+            || self.last_full_scan.elapsed() >= self.config.daemon.ebpf_rescan_interval.0;
         self.refresh(full);
         self.observe_trends();
         self.act();
+        self.publish();
     }
 
     /// A batch of kernel events: applied, then the policy looks at once (kill latency).
@@ -139,18 +189,20 @@ impl Pipeline {
         // is above the threshold of a rule that matches it; everything else waits for
         // the tick.
         let mut over_threshold = false;
-        if let Ok(mut model) = self.state.model.write() {
-            let total = model.host.total;
-            for event in batch.drain(..) {
-                let touched = events::apply(&mut model, &self.proc, &self.cgroups, event);
-                over_threshold |= touched
-                    .and_then(|pid| model.process_by_pid(pid))
-                    .is_some_and(|process| self.policy.might_be_due(process, total));
-            }
+        let model = Arc::make_mut(&mut self.model);
+        let total = model.host.total;
+        for event in batch.drain(..) {
+            let touched = events::apply(model, &self.proc, &self.cgroups, event);
+            over_threshold |= touched
+                .and_then(|pid| model.process_by_pid(pid))
+                .is_some_and(|process| self.policy.might_be_due(process, total));
         }
-        self.state.touch();
+        self.updated = Some(Instant::now());
         if over_threshold {
             self.act();
+        }
+        if over_threshold || self.last_publish.elapsed() >= EVENT_PUBLISH_INTERVAL {
+            self.publish();
         }
     }
 
@@ -158,7 +210,7 @@ impl Pipeline {
     /// need a restart; the rest (kill log rotation and `on_write_failure` included)
     /// applies at once.
     pub fn apply_config(&mut self, config: Config) {
-        let old = self.state.config();
+        let old = Arc::clone(&self.config);
         if config.daemon.listen != old.daemon.listen
             || config.daemon.source != old.daemon.source
             || config.kill_log.path != old.kill_log.path
@@ -191,10 +243,9 @@ impl Pipeline {
                     keep_files = log.keep_files,
                     "kill log settings in force"
                 );
-                if let Ok(mut slot) = self.state.config.write() {
-                    *slot = Arc::new(config);
-                }
+                self.config = Arc::new(config);
                 self.update_report_floor();
+                self.publish();
                 tracing::info!("config reloaded");
             }
             Err(error) => {
@@ -223,17 +274,13 @@ impl Pipeline {
                 self.proc.page_size(),
                 &mut self.sightings,
             ) {
-                Ok(()) => {
-                    let model = self.state.model.read().ok()?;
-                    return Some(self.proc.merge(&model, &self.sightings));
-                }
+                Ok(()) => return Some(self.proc.merge(&self.model, &self.sightings)),
                 Err(error) => {
                     tracing::warn!(%error, "task snapshot failed; reading /proc this time")
                 }
             }
         }
-        let model = self.state.model.read().ok()?;
-        Some(self.proc.scan(&model))
+        Some(self.proc.scan(&self.model))
     }
 
     fn refresh(&mut self, full: bool) {
@@ -247,9 +294,7 @@ impl Pipeline {
             }
         };
         let host = self.proc.host_memory();
-        let Ok(mut model) = self.state.model.write() else {
-            return;
-        };
+        let model = Arc::make_mut(&mut self.model);
         if let Some(Some(report)) = scan {
             self.state
                 .telemetry
@@ -274,30 +319,26 @@ impl Pipeline {
             let changes = self.oom_watch.update(&cgroups);
             model.replace_cgroups(cgroups);
             if self.kind == SourceKind::Procfs {
-                record_counter_ooms(&mut model, changes);
+                record_counter_ooms(model, changes);
             }
         }
-        drop(model);
         self.state.telemetry.scans_total.inc();
         self.state
             .telemetry
             .scan_duration_seconds
             .observe(started.elapsed().as_secs_f64());
-        self.state.touch();
+        self.updated = Some(Instant::now());
     }
 
     /// Feeds the detector one sample of every process and cgroup, logs verdict changes and
     /// publishes the reports.
     fn observe_trends(&mut self) {
-        let Ok(model) = self.state.model.read() else {
-            return;
-        };
         let now = seconds_since_boot();
-        let total = model.host.total;
+        let total = self.model.host.total;
         let policy = &self.policy;
-        self.trends
-            .observe(&model, now, &|process| policy.threshold_for(process, total));
-        drop(model);
+        self.trends.observe(&self.model, now, &|process| {
+            policy.threshold_for(process, total)
+        });
         for change in self.trends.take_changes() {
             // Growth and leaks are news; warm-up ending in "stable" is not.
             let notable = matches!(change.to, Verdict::Growing | Verdict::Leak)
@@ -337,28 +378,14 @@ impl Pipeline {
                 );
             }
         }
-        if let Ok(mut reports) = self.state.trends.write() {
-            *reports = self.trends.reports();
-        }
+        self.reports = self.trends.reports().into();
     }
 
     /// Asks the policy for due decisions and runs each in its own task.
     fn act(&mut self) {
         while self.kills.try_join_next().is_some() {}
-        let decisions = match self.state.model.read() {
-            Ok(model) => self.policy.evaluate(&model, Instant::now()),
-            Err(_) => return,
-        };
-        if let Ok(mut tracked) = self.state.tracked.write() {
-            *tracked = self
-                .policy
-                .pending()
-                .map(|(key, rule, _)| Tracked {
-                    key,
-                    rule: rule.to_string(),
-                })
-                .collect();
-        }
+        let decisions = self.policy.evaluate(&self.model, Instant::now());
+        self.tracked = self.policy.tracked(self.model.host.total).into();
         for decision in decisions {
             let executor = self.executor.clone();
             self.kills.spawn(async move {

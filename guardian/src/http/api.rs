@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     model::{Cgroup, OomEvent, Process},
-    snapshot::AppState,
+    snapshot::{AppState, SourceStatus},
 };
 
 /// A query string that, when malformed, answers 400 with a JSON error naming the
@@ -37,7 +37,10 @@ pub const DEFAULT_LIMIT: usize = 100;
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub version: &'static str,
-    pub source: crate::snapshot::SourceStatus,
+    /// Number of the published snapshot this answer was built from (`/metrics` says the
+    /// same in `guardian_snapshot_tick`).
+    pub tick: u64,
+    pub source: SourceStatus,
     pub dry_run: bool,
     pub uptime_seconds: f64,
     /// Seconds since the model last took fresh data.
@@ -55,23 +58,17 @@ pub struct Status {
 }
 
 pub async fn status(State(state): State<Arc<AppState>>) -> Json<Status> {
-    let model = state
-        .model
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let snapshot = state.snapshot();
+    let model = &snapshot.model;
     let telemetry = &state.telemetry;
-    let staleness = state.staleness();
     Json(Status {
         version: env!("CARGO_PKG_VERSION"),
-        source: state
-            .status
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone(),
-        dry_run: state.config().daemon.dry_run,
+        tick: snapshot.tick,
+        source: SourceStatus::clone(&snapshot.status),
+        dry_run: snapshot.config.daemon.dry_run,
         uptime_seconds: state.started.elapsed().as_secs_f64(),
-        data_age_seconds: staleness.as_secs_f64(),
-        fresh: state.is_fresh(),
+        data_age_seconds: snapshot.staleness().as_secs_f64(),
+        fresh: snapshot.is_fresh(),
         processes: model.process_count(),
         cgroups: model.cgroups().count(),
         oom_events: model.oom_totals().values().sum::<u64>() as usize,
@@ -117,10 +114,8 @@ pub async fn processes(
     State(state): State<Arc<AppState>>,
     ApiQuery(query): ApiQuery<ProcessQuery>,
 ) -> Response {
-    let model = state
-        .model
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let snapshot = state.snapshot();
+    let model = &snapshot.model;
     let mut list: Vec<&Process> = model
         .processes()
         .filter(|process| !process.kernel_thread)
@@ -177,10 +172,8 @@ pub async fn cgroups(
     State(state): State<Arc<AppState>>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Response {
-    let model = state
-        .model
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let snapshot = state.snapshot();
+    let model = &snapshot.model;
     let mut list: Vec<&Cgroup> = model.cgroups().collect();
     list.sort_unstable_by(|a, b| {
         b.stats
@@ -197,10 +190,8 @@ pub async fn oom_events(
     State(state): State<Arc<AppState>>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Response {
-    let model = state
-        .model
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let snapshot = state.snapshot();
+    let model = &snapshot.model;
     let all: Vec<&OomEvent> = model.oom_events().collect();
     let skip = all
         .len()
@@ -210,14 +201,8 @@ pub async fn oom_events(
 
 /// `GET /api/v1/kills`: the kill ledger (decisions since start, write failures, the last
 /// kill, counts by rule and outcome, the newest 256 reports, oldest first).
-pub async fn kills(State(state): State<Arc<AppState>>) -> Json<crate::policy::Ledger> {
-    Json(
-        state
-            .kills
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone(),
-    )
+pub async fn kills(State(state): State<Arc<AppState>>) -> Json<Arc<crate::policy::Ledger>> {
+    Json(Arc::clone(&state.snapshot().ledger))
 }
 
 /// Query of `/api/v1/trends`.
@@ -237,11 +222,9 @@ pub async fn trends(
     State(state): State<Arc<AppState>>,
     ApiQuery(query): ApiQuery<TrendQuery>,
 ) -> Response {
-    let reports = state
+    let snapshot = state.snapshot();
+    let list: Vec<&crate::trends::TrendReport> = snapshot
         .trends
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let list: Vec<&crate::trends::TrendReport> = reports
         .iter()
         .filter(|report| {
             query

@@ -60,10 +60,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// 200 while the pipeline delivers fresh data, 503 once it is stale.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let staleness = state.staleness();
-    if state.is_fresh() {
+    let snapshot = state.snapshot();
+    let staleness = snapshot.staleness();
+    if snapshot.is_fresh() {
         (StatusCode::OK, "ok\n".to_string())
-    } else if !state.has_data() {
+    } else if !snapshot.has_data() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "starting: the first scan is not done yet\n".to_string(),

@@ -24,14 +24,9 @@ fn state() -> Arc<AppState> {
         memory_hierarchy: "/sys/fs/cgroup".into(),
         refresh: "procfs".into(),
     };
-    let state = Arc::new(AppState::new(
-        Arc::new(Config::default()),
-        status,
-        Arc::default(),
-    ));
-    state.touch();
-    {
-        let mut model = state.model.write().expect("model lock");
+    let state = Arc::new(AppState::new(Arc::new(Config::default()), status));
+    state.modify(|snapshot| snapshot.updated = Some(std::time::Instant::now()));
+    state.change_model(|model| {
         for (pid, comm, rss) in [(1, "init", 5), (2, "big", 50), (3, "mid", 20)] {
             model.upsert_process(Process {
                 key: ProcessKey {
@@ -51,7 +46,7 @@ fn state() -> Arc<AppState> {
                 started_secs: 0.0,
             });
         }
-    }
+    });
     state
 }
 
@@ -117,6 +112,40 @@ async fn status_reports_source_and_counts() {
     assert_eq!(value["source"]["source"], "procfs");
     assert_eq!(value["processes"], 3);
     assert_eq!(value["fresh"], true);
+}
+
+#[tokio::test]
+async fn metrics_and_status_read_the_same_published_tick() {
+    let state = state();
+    for extra in 0..3 {
+        let tick = state.snapshot().tick;
+        let (_, json) = body(axum::response::IntoResponse::into_response(
+            api::status(State(state.clone())).await,
+        ))
+        .await;
+        let value: serde_json::Value = serde_json::from_str(&json).expect("test value");
+        let (_, text) = body(metrics::metrics(State(state.clone()), HeaderMap::new()).await).await;
+        assert_eq!(value["tick"], tick);
+        assert_eq!(value["processes"], 3 + extra);
+        assert!(
+            text.contains(&format!("\nguardian_snapshot_tick {tick}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\nguardian_model_processes {}\n", 3 + extra)),
+            "{text}"
+        );
+        // The next tick: one more process.
+        state.change_model(|model| {
+            model.upsert_process(Process {
+                key: ProcessKey {
+                    pid: 100 + extra,
+                    start_ticks: 1,
+                },
+                ..model.process_by_pid(1).expect("init").clone()
+            });
+        });
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,10 @@ mod cgroup;
 mod oom;
 mod process;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
+};
 
 use serde::Serialize;
 
@@ -26,13 +29,15 @@ pub struct HostMemory {
     pub pressure: Option<Pressure>,
 }
 
-/// The table.
-#[derive(Debug, Default)]
+/// The table. Entries are shared (`Arc`): cloning the model for a published snapshot
+/// copies the indexes, never a process, cgroup or event; changing one entry afterwards
+/// copies that entry alone.
+#[derive(Clone, Debug, Default)]
 pub struct Model {
-    processes: HashMap<ProcessKey, Process>,
+    processes: HashMap<ProcessKey, Arc<Process>>,
     by_pid: HashMap<i32, ProcessKey>,
-    cgroups: BTreeMap<String, Cgroup>,
-    oom_events: VecDeque<OomEvent>,
+    cgroups: BTreeMap<String, Arc<Cgroup>>,
+    oom_events: VecDeque<Arc<OomEvent>>,
     oom_total: BTreeMap<&'static str, u64>,
     pub host: HostMemory,
 }
@@ -47,31 +52,32 @@ impl Model {
         {
             self.processes.remove(&old);
         }
-        self.processes.insert(key, process);
+        self.processes.insert(key, Arc::new(process));
     }
 
     /// Replaces the whole process set with a full scan's result: processes missing from
     /// it have exited.
     pub fn replace_processes(&mut self, processes: Vec<Process>) {
-        self.processes.clear();
-        self.by_pid.clear();
+        self.processes = HashMap::with_capacity(processes.len());
+        self.by_pid = HashMap::with_capacity(processes.len());
         for process in processes {
             self.upsert_process(process);
         }
     }
 
     /// Forgets a process that exited.
-    pub fn remove_pid(&mut self, pid: i32) -> Option<Process> {
+    pub fn remove_pid(&mut self, pid: i32) -> Option<Arc<Process>> {
         let key = self.by_pid.remove(&pid)?;
         self.processes.remove(&key)
     }
 
     pub fn process(&self, key: &ProcessKey) -> Option<&Process> {
-        self.processes.get(key)
+        self.processes.get(key).map(|process| &**process)
     }
 
+    /// The process to change (copied first when a published snapshot still shares it).
     pub fn process_mut(&mut self, key: &ProcessKey) -> Option<&mut Process> {
-        self.processes.get_mut(key)
+        self.processes.get_mut(key).map(Arc::make_mut)
     }
 
     /// The process currently holding `pid`, if the model has it.
@@ -79,15 +85,16 @@ impl Model {
         self.by_pid
             .get(&pid)
             .and_then(|key| self.processes.get(key))
+            .map(|process| &**process)
     }
 
     pub fn process_by_pid_mut(&mut self, pid: i32) -> Option<&mut Process> {
         let key = *self.by_pid.get(&pid)?;
-        self.processes.get_mut(&key)
+        self.processes.get_mut(&key).map(Arc::make_mut)
     }
 
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
-        self.processes.values()
+        self.processes.values().map(|process| &**process)
     }
 
     pub fn process_count(&self) -> usize {
@@ -98,16 +105,16 @@ impl Model {
     pub fn replace_cgroups(&mut self, cgroups: Vec<Cgroup>) {
         self.cgroups = cgroups
             .into_iter()
-            .map(|cgroup| (cgroup.path.clone(), cgroup))
+            .map(|cgroup| (cgroup.path.clone(), Arc::new(cgroup)))
             .collect();
     }
 
     pub fn cgroup(&self, path: &str) -> Option<&Cgroup> {
-        self.cgroups.get(path)
+        self.cgroups.get(path).map(|cgroup| &**cgroup)
     }
 
     pub fn cgroups(&self) -> impl Iterator<Item = &Cgroup> {
-        self.cgroups.values()
+        self.cgroups.values().map(|cgroup| &**cgroup)
     }
 
     /// Records an OOM kill, keeping the newest [`OOM_HISTORY`].
@@ -116,12 +123,12 @@ impl Model {
         if self.oom_events.len() == OOM_HISTORY {
             self.oom_events.pop_front();
         }
-        self.oom_events.push_back(event);
+        self.oom_events.push_back(Arc::new(event));
     }
 
     /// OOM kills seen, oldest first.
     pub fn oom_events(&self) -> impl Iterator<Item = &OomEvent> {
-        self.oom_events.iter()
+        self.oom_events.iter().map(|event| &**event)
     }
 
     /// OOM kills seen since start, by scope ("cgroup", "host").

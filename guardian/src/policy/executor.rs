@@ -5,7 +5,7 @@
 use std::{
     path::PathBuf,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::SystemTime,
@@ -25,7 +25,9 @@ pub struct Executor {
     kill_anyway: AtomicBool,
     global_dry_run: bool,
     proc_root: PathBuf,
-    ledger: Arc<Mutex<Ledger>>,
+    /// Replaced (copy on write) by each finished decision, so a published view of it
+    /// never changes under its reader.
+    ledger: Mutex<Arc<Ledger>>,
 }
 
 impl Executor {
@@ -41,7 +43,7 @@ impl Executor {
             kill_anyway: AtomicBool::new(on_write_failure == OnLogFailure::KillAnyway),
             global_dry_run,
             proc_root,
-            ledger: Arc::new(Mutex::new(Ledger::default())),
+            ledger: Mutex::default(),
         }
     }
 
@@ -66,9 +68,10 @@ impl Executor {
         }
     }
 
-    /// The history and counters of executed decisions, shared with the API and metrics.
-    pub fn ledger(&self) -> Arc<Mutex<Ledger>> {
-        Arc::clone(&self.ledger)
+    /// The history and counters of executed decisions as they are now (for the
+    /// published snapshot: the API and metrics).
+    pub fn ledger(&self) -> Arc<Ledger> {
+        Arc::clone(&self.ledger.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Writes the intent (fsynced) BEFORE any signal; if that fails, no kill unless
@@ -157,9 +160,9 @@ impl Executor {
             outcome_write_failed,
         );
         log_report(&report);
-        if let Ok(mut ledger) = self.ledger.lock() {
-            ledger.record(&report);
-        }
+        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::make_mut(&mut ledger).record(&report);
+        drop(ledger);
         report
     }
 

@@ -85,6 +85,15 @@ pub struct Decision {
     pub dry_run: bool,
 }
 
+/// A process a threshold rule has seen above its threshold and is waiting out `sustain`
+/// for, with the threshold the rule resolved (never 0: a percentage waits for MemTotal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tracked {
+    pub key: ProcessKey,
+    pub rule: String,
+    pub threshold_bytes: u64,
+}
+
 /// Decisions held back by the safety brakes, counted once per process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Suppressed {
@@ -388,6 +397,25 @@ impl Policy {
     /// Decisions held back by the brakes since start.
     pub fn suppressed(&self) -> Suppressed {
         self.suppressed
+    }
+
+    /// Processes above a threshold and waiting out its sustain, with the threshold this
+    /// policy resolved for them (what metrics export).
+    pub fn tracked(&self, mem_total: u64) -> Vec<Tracked> {
+        let mut tracked: Vec<Tracked> = self
+            .sustain
+            .keys()
+            .filter_map(|(index, key)| {
+                let rule = &self.rules[*index];
+                Some(Tracked {
+                    key: *key,
+                    rule: rule.name.clone(),
+                    threshold_bytes: rule.threshold_bytes(mem_total)?,
+                })
+            })
+            .collect();
+        tracked.sort_unstable_by(|a, b| (a.key, &a.rule).cmp(&(b.key, &b.rule)));
+        tracked
     }
 
     /// Processes above a threshold and waiting out its sustain: (process, rule, since).

@@ -2,11 +2,7 @@
 //! decisions are outcome "dry-run"), exported from start with zeros for every configured
 //! rule and every outcome so `increase()` sees the first kill.
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    sync::{Mutex, PoisonError},
-};
+use std::{collections::BTreeMap, fmt};
 
 use prometheus_client::encoding::DescriptorEncoder;
 
@@ -44,30 +40,17 @@ pub fn outcomes() -> [OutcomeKind; 7] {
     .map(listed)
 }
 
-/// The threshold of the threshold rule `name` in bytes, on a host with `mem_total`.
-pub fn rule_threshold(config: &Config, name: &str, mem_total: u64) -> Option<u64> {
-    config
-        .rules()
-        .find(|rule| rule.name == name)
-        .map(|rule| rule.threshold.resolve(mem_total))
-}
-
 /// Writes the kill-switch families: thresholds from `config`, decisions from the
 /// `ledger` (zero for every configured rule and outcome not yet seen).
 pub fn encode(
     config: &Config,
     mem_total: u64,
-    ledger: &Mutex<Ledger>,
+    ledger: &Ledger,
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
-    let (counts, intent_failures, outcome_failures) = {
-        let ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
-        (
-            ledger.counts().collect::<Vec<OutcomeCount>>(),
-            ledger.intent_write_failures_total,
-            ledger.outcome_write_failures_total,
-        )
-    };
+    let counts: Vec<OutcomeCount> = ledger.counts().collect();
+    let intent_failures = ledger.intent_write_failures_total;
+    let outcome_failures = ledger.outcome_write_failures_total;
     gauges(
         encoder,
         "guardian_rule_threshold",

@@ -16,11 +16,7 @@ mod self_metrics;
 mod tests;
 mod trends;
 
-use std::{
-    collections::HashSet,
-    fmt,
-    sync::{Arc, PoisonError},
-};
+use std::{collections::HashSet, fmt, sync::Arc};
 
 use axum::{
     extract::State,
@@ -72,40 +68,34 @@ pub fn render(state: &Arc<AppState>, format: Format) -> Result<String, fmt::Erro
     })
 }
 
-/// Reads the shared state on every scrape.
+/// Reads one published snapshot on every scrape (and the counters since start).
 #[derive(Debug)]
 struct StateCollector(Arc<AppState>);
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let state = &*self.0;
-        let config = state.config();
-        let tracked = state
-            .tracked
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let reports: Vec<TrendReport> = state
+        let snapshot = state.snapshot();
+        let config = &snapshot.config;
+        let model = &*snapshot.model;
+        let reports: Vec<&TrendReport> = snapshot
             .trends
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|report| trends::exported(report))
-            .cloned()
             .collect();
-        let model = state.model.read().unwrap_or_else(PoisonError::into_inner);
-        self_metrics::encode(state, &model, &mut encoder)?;
-        host::encode(&model, &mut encoder)?;
-        let cgroups = cgroups::select(&model, config.metrics.max_cgroups);
+        self_metrics::encode(state, &snapshot, &mut encoder)?;
+        host::encode(model, &mut encoder)?;
+        let cgroups = cgroups::select(model, config.metrics.max_cgroups);
         cgroups::encode(&cgroups, &mut encoder)?;
 
-        let tracked_rows: Vec<TrackedRow<'_>> = tracked
+        let tracked_rows: Vec<TrackedRow<'_>> = snapshot
+            .tracked
             .iter()
             .filter_map(|tracked| {
                 Some(TrackedRow {
                     process: model.process(&tracked.key)?,
                     rule: &tracked.rule,
-                    threshold: kills::rule_threshold(&config, &tracked.rule, model.host.total)?,
+                    threshold: tracked.threshold_bytes,
                 })
             })
             .collect();
@@ -122,10 +112,10 @@ impl Collector for StateCollector {
             .map(|row| row.process.key)
             .chain(leaking)
             .collect();
-        let processes = processes::select(&model, config.metrics.top_processes, &always);
+        let processes = processes::select(model, config.metrics.top_processes, &always);
         processes::encode(&processes, &mut encoder)?;
         processes::encode_tracked(&tracked_rows, &mut encoder)?;
-        trends::encode(&reports, &model, &mut encoder)?;
-        kills::encode(&config, model.host.total, &state.kills, &mut encoder)
+        trends::encode(&reports, model, &mut encoder)?;
+        kills::encode(config, model.host.total, &snapshot.ledger, &mut encoder)
     }
 }

@@ -12,10 +12,16 @@ use super::{
     families::{SECONDS, counter, counters, gauge, infos},
     labels::Lv,
 };
-use crate::{model::Model, snapshot::AppState};
+use crate::snapshot::{AppState, Snapshot};
 
-/// Writes the guardian's own families.
-pub fn encode(state: &AppState, model: &Model, encoder: &mut DescriptorEncoder) -> fmt::Result {
+/// Writes the guardian's own families: `snapshot` for what describes the tick, `state`
+/// for the counters since start.
+pub fn encode(
+    state: &AppState,
+    snapshot: &Snapshot,
+    encoder: &mut DescriptorEncoder,
+) -> fmt::Result {
+    let model = &snapshot.model;
     infos(
         encoder,
         "guardian_build",
@@ -32,11 +38,7 @@ pub fn encode(state: &AppState, model: &Model, encoder: &mut DescriptorEncoder) 
             ),
         ]],
     )?;
-    let status = state
-        .status
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let status = &snapshot.status;
     infos(
         encoder,
         "guardian_source",
@@ -57,14 +59,21 @@ pub fn encode(state: &AppState, model: &Model, encoder: &mut DescriptorEncoder) 
         "guardian_dry_run",
         "1 when the guardian runs in global dry-run mode (decides and logs, never signals)",
         None,
-        u64::from(state.config().daemon.dry_run),
+        u64::from(snapshot.config.daemon.dry_run),
     )?;
     gauge(
         encoder,
         "guardian_data_age",
         "Time since the model last took fresh data (/healthz fails past twice the scan interval)",
         Some(&SECONDS),
-        state.staleness().as_secs_f64(),
+        snapshot.staleness().as_secs_f64(),
+    )?;
+    gauge(
+        encoder,
+        "guardian_snapshot_tick",
+        "Number of the published snapshot this scrape was built from (/api/v1/status says the same)",
+        None,
+        snapshot.tick,
     )?;
     gauge(
         encoder,

@@ -59,12 +59,20 @@ fn labels<'a>(report: &'a TrendReport, model: &'a Model) -> Labels<'a, 5> {
 /// Writes the trend families for the exported `reports`: the leak families for growing
 /// and leaking series, `guardian_limit_imminent_seconds` for imminent ones.
 pub fn encode(
-    reports: &[TrendReport],
+    reports: &[&TrendReport],
     model: &Model,
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
-    let imminent: Vec<&TrendReport> = reports.iter().filter(|report| report.imminent).collect();
-    let reports: Vec<&TrendReport> = reports.iter().filter(|report| flagged(report)).collect();
+    let imminent: Vec<&TrendReport> = reports
+        .iter()
+        .copied()
+        .filter(|report| report.imminent)
+        .collect();
+    let reports: Vec<&TrendReport> = reports
+        .iter()
+        .copied()
+        .filter(|report| flagged(report))
+        .collect();
     gauges(
         encoder,
         "guardian_leak_slope_bytes_per_second",

@@ -6,8 +6,7 @@ fn processes_are_bounded_and_exited_ones_disappear() {
     config.metrics.top_processes = 3;
     config.metrics.max_cgroups = 2;
     let state = state(config);
-    {
-        let mut model = state.model.write().expect("model lock");
+    state.change_model(|model| {
         for pid in 1..=10 {
             model.upsert_process(process(pid, &format!("p{pid}"), &["x"], pid as u64));
         }
@@ -16,7 +15,7 @@ fn processes_are_bounded_and_exited_ones_disappear() {
             cgroup("/b", 3, Limit::Max, false),
             cgroup("/c", 2, Limit::Max, false),
         ]);
-    }
+    });
     let body = render(&state, Format::Text).expect("render");
     let rss_lines: Vec<&str> = body
         .lines()
@@ -36,7 +35,9 @@ fn processes_are_bounded_and_exited_ones_disappear() {
     assert!(!body.contains("guardian_cgroup_memory_limit_bytes{"));
     assert!(!body.contains("guardian_cgroup_memory_pressure"));
 
-    state.model.write().expect("model lock").remove_pid(10);
+    state.change_model(|model| {
+        model.remove_pid(10);
+    });
     let body = render(&state, Format::Text).expect("render");
     assert!(!body.contains("pid=\"10\""), "{body}");
     assert_eq!(
@@ -50,11 +51,9 @@ fn processes_are_bounded_and_exited_ones_disappear() {
 #[test]
 fn cgroup_limits_and_pressure_are_exported_when_known() {
     let state = state(Config::default());
-    state
-        .model
-        .write()
-        .expect("test value")
-        .replace_cgroups(vec![cgroup("/a", 1, Limit::Bytes(64 << 20), true)]);
+    state.change_model(|model| {
+        model.replace_cgroups(vec![cgroup("/a", 1, Limit::Bytes(64 << 20), true)]);
+    });
     let body = render(&state, Format::Text).expect("render");
     assert!(body.contains(
         "guardian_cgroup_memory_limit_bytes{cgroup=\"/a\",scope=\"container\",runtime=\"docker\""
@@ -72,23 +71,21 @@ fn tracked_processes_are_exported_with_their_rule_threshold() {
     let text = "[metrics]\ntop_processes = 1\n\n[[rule]]\nname = \"big\"\nthreshold = \"2MiB\"\nsustain = \"1h\"\n\n[[orphan_rule]]\nname = \"orphans\"\nolder_than = \"10m\"\n";
     let config = Config::parse(std::path::Path::new("test.toml"), text).expect("config");
     let state = state(config);
-    {
-        let mut model = state.model.write().expect("model lock");
+    state.change_model(|model| {
         model.upsert_process(process(1, "huge", &["huge"], 900));
         model.upsert_process(process(2, "small", &["small", "--password", "hunter2"], 3));
-    }
-    *state.tracked.write().expect("tracked lock") = vec![crate::snapshot::Tracked {
-        key: ProcessKey {
-            pid: 2,
-            start_ticks: 7,
-        },
-        rule: "big".into(),
-    }];
-    state
-        .kills
-        .lock()
-        .expect("ledger lock")
-        .record(&kill_report("big", OutcomeKind::Exited));
+    });
+    state.modify(|snapshot| {
+        snapshot.tracked = Arc::from([crate::policy::Tracked {
+            key: ProcessKey {
+                pid: 2,
+                start_ticks: 7,
+            },
+            rule: "big".into(),
+            threshold_bytes: 2 << 20,
+        }]);
+        Arc::make_mut(&mut snapshot.ledger).record(&kill_report("big", OutcomeKind::Exited));
+    });
     let body = render(&state, Format::Text).expect("render");
     assert!(body.contains("guardian_kill_decisions_total{rule=\"big\",outcome=\"exited\"} 1\n"));
     assert!(body.contains("guardian_kill_log_write_failures_total{record=\"intent\"} 1\n"));
@@ -168,8 +165,7 @@ fn growing_and_leaking_series_are_exported_and_leaking_processes_always() {
     let mut config = Config::default();
     config.metrics.top_processes = 1;
     let state = state(config);
-    {
-        let mut model = state.model.write().expect("model lock");
+    state.change_model(|model| {
         model.upsert_process(process(1, "big", &["big"], 900));
         model.upsert_process(process(2, "node", &["node", "dist/main"], 150));
         model.replace_cgroups(vec![cgroup(
@@ -178,8 +174,8 @@ fn growing_and_leaking_series_are_exported_and_leaking_processes_always() {
             Limit::Bytes(512 << 20),
             false,
         )]);
-    }
-    *state.trends.write().expect("trends lock") = vec![
+    });
+    let reports = vec![
         report(
             Subject::Process {
                 pid: 2,
@@ -206,6 +202,7 @@ fn growing_and_leaking_series_are_exported_and_leaking_processes_always() {
             Some(10.0),
         ),
     ];
+    state.modify(|snapshot| snapshot.trends = reports.into());
     let body = render(&state, Format::Text).expect("render");
     assert!(
         body.contains("guardian_process_rss_bytes{pid=\"2\","),
@@ -235,8 +232,7 @@ fn imminent_series_are_exported_whatever_their_verdict() {
     let mut config = Config::default();
     config.metrics.top_processes = 1;
     let state = state(config);
-    {
-        let mut model = state.model.write().expect("model lock");
+    state.change_model(|model| {
         model.upsert_process(process(1, "big", &["big"], 900));
         model.upsert_process(process(3, "java", &["java", "-jar", "app.jar"], 150));
         model.replace_cgroups(vec![cgroup(
@@ -245,14 +241,14 @@ fn imminent_series_are_exported_whatever_their_verdict() {
             Limit::Bytes(512 << 20),
             false,
         )]);
-    }
+    });
     let imminent = |subject, verdict| TrendReport {
         imminent: true,
         imminent_since_s: Some(100.0),
         rise_bytes_per_second: 500_000.0,
         ..report(subject, verdict, Some(420.0))
     };
-    *state.trends.write().expect("trends lock") = vec![
+    let reports = vec![
         imminent(
             Subject::Process {
                 pid: 3,
@@ -268,6 +264,7 @@ fn imminent_series_are_exported_whatever_their_verdict() {
             Verdict::Stable,
         ),
     ];
+    state.modify(|snapshot| snapshot.trends = reports.into());
     let body = render(&state, Format::Text).expect("render");
     assert!(body.contains("guardian_limit_imminent_seconds{target=\"process\",pid=\"3\",comm=\"java\",cgroup=\"\",name=\"\",limit=\"cgroup\"} 420.0\n"), "{body}");
     assert!(body.contains("guardian_limit_imminent_seconds{target=\"cgroup\",pid=\"\",comm=\"\",cgroup=\"/docker/api\",name=\"abababababab\",limit=\"cgroup\"} 420.0\n"), "{body}");

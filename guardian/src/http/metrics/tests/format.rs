@@ -3,12 +3,11 @@ use super::*;
 #[test]
 fn untrusted_text_is_escaped_in_both_formats() {
     let state = state(Config::default());
-    {
-        let mut model = state.model.write().expect("model lock");
+    state.change_model(|model| {
         let nasty = "we\"ird\\na\nme{}=,\u{FFFD}";
         model.upsert_process(process(10, nasty, &[nasty, "--x=\"}\""], 300));
         model.replace_cgroups(vec![cgroup("/docker/\"evil\"\n", 5, Limit::Max, false)]);
-    }
+    });
     for format in [Format::OpenMetrics, Format::Text] {
         let body = render(&state, format).expect("render");
         assert_well_formed(&body);

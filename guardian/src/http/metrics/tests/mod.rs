@@ -34,7 +34,7 @@ pub(super) fn status() -> SourceStatus {
 }
 
 pub(super) fn state(config: Config) -> Arc<AppState> {
-    Arc::new(AppState::new(Arc::new(config), status(), Arc::default()))
+    Arc::new(AppState::new(Arc::new(config), status()))
 }
 
 pub(super) fn process(pid: i32, comm: &str, cmdline: &[&str], rss_mib: u64) -> Process {
