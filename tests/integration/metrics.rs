@@ -219,6 +219,8 @@ fn only_after_event(name: &str) -> Option<&'static str> {
     let v1_memory = crate::common::memory_hierarchy().ends_with("memory");
     if name.starts_with("guardian_leak_") {
         Some("the leak detector reports a growing or leaking series")
+    } else if name.starts_with("guardian_limit_imminent_") {
+        Some("a series' memory rises toward its limit")
     } else if name.starts_with("guardian_cgroup_memory_pressure_") && v1_memory {
         Some("cgroup v2 (PSI per cgroup); this host's memory controller is on v1")
     } else if name.starts_with("guardian_host_memory_pressure_")

@@ -37,22 +37,19 @@ pub fn staircase(points: &[Point], bucket_s: f64, params: &Params) -> Option<Sta
     if points.len() < MIN_STEPS + 2 {
         return None;
     }
-    let diffs = || {
-        points
-            .windows(2)
-            .map(|pair| f64::from(pair[1].kib) - f64::from(pair[0].kib))
-    };
-    let mut magnitudes: Vec<f64> = diffs().map(f64::abs).collect();
+    let diffs: Vec<f64> = points
+        .windows(2)
+        .map(|pair| f64::from(pair[1].kib) - f64::from(pair[0].kib))
+        .collect();
+    let mut magnitudes: Vec<f64> = diffs.iter().map(|diff| diff.abs()).collect();
     let middle = magnitudes.len() / 2;
     let usual = *magnitudes.select_nth_unstable_by(middle, f64::total_cmp).1;
     let jump = (JUMP_NOISE * usual).max(MIN_JUMP_KIB);
     // Only the climb since the last fall counts: a staircase never steps down.
-    let start = diffs()
-        .enumerate()
-        .filter(|(_, diff)| *diff <= -jump)
-        .map(|(index, _)| index + 1)
-        .next_back()
-        .unwrap_or(0);
+    let start = diffs
+        .iter()
+        .rposition(|diff| *diff <= -jump)
+        .map_or(0, |index| index + 1);
     let climb = &points[start..];
     let corners: Vec<Point> = climb
         .windows(2)

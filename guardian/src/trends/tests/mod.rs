@@ -250,3 +250,67 @@ fn replay_reports_time_to_limit_against_a_given_limit() {
             .is_none()
     );
 }
+
+#[test]
+fn a_staircase_that_keeps_stepping_is_a_leak_and_one_that_stopped_is_not() {
+    use super::steps::staircase;
+    let params = Params::default();
+    // 10 s minima of a heap committing 8 MiB every 90 s (about 5.3 MiB/min).
+    let stairs: Vec<u32> = (0..40)
+        .map(|i| 200 * 1024 + (i / 9) * 8 * 1024 + (i % 3) * 4)
+        .collect();
+    let found = staircase(&points(&stairs), 10.0, &params).expect("a staircase");
+    assert_eq!(found.jumps, 4);
+    let slope = found.slope * 60.0 / MIB;
+    assert!((slope - 8.0 * 60.0 / 90.0).abs() < 0.3, "{slope} MiB/min");
+    // The same steps, then 6 flat minutes: the steps stopped coming.
+    let stopped: Vec<u32> = stairs.iter().copied().chain([stairs[39]; 36]).collect();
+    assert_eq!(staircase(&points(&stopped), 10.0, &params), None);
+    // A sawtooth's minima jump both ways: no staircase.
+    let sawtooth: Vec<u32> = (0..40)
+        .map(|i| 200 * 1024 + if i % 4 == 0 { 30 * 1024 } else { (i % 3) * 512 })
+        .collect();
+    assert_eq!(staircase(&points(&sawtooth), 10.0, &params), None);
+}
+
+#[test]
+fn imminence_starts_at_once_and_ends_after_30_quiet_seconds() {
+    use super::imminence::Watch;
+    let mut watch = Watch::default();
+    assert_eq!(watch.update(0.0, Some(4000.0), 2700.0), None);
+    assert_eq!(watch.update(1.0, Some(900.0), 2700.0), Some(true));
+    assert_eq!(watch.since(), Some(1.0));
+    // A blip (no rise for 20 s) does not end it.
+    assert_eq!(watch.update(10.0, None, 2700.0), None);
+    assert_eq!(watch.update(30.0, Some(800.0), 2700.0), None);
+    assert_eq!(watch.update(40.0, None, 2700.0), None);
+    assert_eq!(watch.update(70.0, Some(5000.0), 2700.0), Some(false));
+    assert!(!watch.is_imminent());
+}
+
+#[test]
+fn a_warm_up_that_levels_off_stops_short_of_its_limit() {
+    // 150 MiB, +120 MiB with a 60 s time constant after start-up, then flat; the limit
+    // is 512 MiB: imminent at most while it rises fast, never at the end.
+    let samples: Vec<_> = (0..900)
+        .map(|t| {
+            let t = f64::from(t);
+            let warm = 120.0 * (1.0 - (-(t - 60.0).max(0.0) / 60.0).exp());
+            super::replay::Sample {
+                t,
+                bytes: ((150.0 + warm) * MIB) as u64,
+            }
+        })
+        .collect();
+    let report = replay(&samples, &Params::default(), Some(512 << 20));
+    assert_ne!(report.verdict, Verdict::Leak, "{report:?}");
+    assert_eq!(report.time_to_limit_s, None, "{report:?}");
+    assert!(
+        report
+            .imminent
+            .iter()
+            .all(|span| span.to_s.is_some_and(|to| to - span.from_s < 300.0)),
+        "{:?}",
+        report.imminent
+    );
+}
