@@ -4,6 +4,7 @@
 mod audit;
 mod audit_crash;
 mod common;
+mod daemonset;
 mod docker;
 mod fleet;
 mod journald;

@@ -3,9 +3,12 @@
 
 mod bench;
 mod bench_scrape;
+mod check_deploy;
 mod cmd;
 mod eval_trends;
+mod image;
 mod layers;
+mod manifests;
 mod package;
 mod setup;
 mod test;
@@ -50,6 +53,19 @@ enum Command {
     /// Build the Debian package (cargo-deb): binary, systemd unit, config as a conffile,
     /// alert rules and dashboard.
     Package,
+    /// The DaemonSet's container image (guardian, its libraries, the shipped config),
+    /// built with `docker import`: no registry, no base image.
+    Image(image::Options),
+    /// Check the Kubernetes manifests, the Helm chart and the Grafana dashboards against
+    /// maintained schemas and linters (installed into target/deploy-check, pinned).
+    CheckDeploy,
+    /// Write the Kubernetes files generated from config/ (PrometheusRule, ConfigMap, the
+    /// Helm chart's copies); `--check` only fails when one differs.
+    Manifests {
+        /// Change nothing; fail when a generated file is out of date.
+        #[arg(long)]
+        check: bool,
+    },
     /// Replay every labelled RSS trace in each DIR (see DIR/labels.csv) through
     /// `guardian trend` and print detections, false alarms, delays, slope errors and
     /// imminence leads, with pass/fail per acceptance criterion.
@@ -76,6 +92,9 @@ fn main() -> anyhow::Result<()> {
         Command::Layers { root: other } => layers::check(&other.unwrap_or(root)),
         Command::Bench(options) => bench::bench(&root, &options),
         Command::Package => package::package(&root).map(drop),
+        Command::Image(options) => image::image(&root, &options),
+        Command::CheckDeploy => check_deploy::check_deploy(&root),
+        Command::Manifests { check } => manifests::manifests(&root, check),
         Command::EvalTrends { dirs } => {
             cmd::run(
                 &root,

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: fmt, clippy with warnings denied (with and without eBPF), every
-//! unit and integration test; prints the summed counts.
+//! `cargo xtask test`: fmt, clippy with warnings denied (with and without eBPF), the
+//! deployment files' schemas (`check-deploy`), every unit and integration test; prints
+//! the summed counts.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -44,6 +45,9 @@ pub fn test(root: &Path) -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
+    // Manifests, chart and dashboards against maintained schemas (about 50 s once for
+    // the installs, then seconds).
+    crate::check_deploy::check_deploy(root)?;
     // The integration tests run the guardian and the memhog workload as binaries.
     cmd::run(
         root,

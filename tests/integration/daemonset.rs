@@ -1,0 +1,197 @@
+//! The Kubernetes DaemonSet's container, under Docker: the image `cargo xtask image`
+//! builds (here around the binary under test), run with the privileges and mounts of
+//! deploy/kubernetes/daemonset.yaml (host pid namespace, host cgroup namespace, its
+//! capabilities and nothing else, /sys/fs/cgroup and /sys/kernel/btf read-only, a state
+//! volume for the kill log), sees a process the test starts on the host and classifies
+//! it as a host process, and itself as a Docker container.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::{
+    common::{Needs, free_port, guardian_bin, http_get, marker, require, spawn_hog, wait_for},
+    docker::docker,
+};
+
+const IMAGE: &str = "guardian-test:daemonset";
+
+fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+/// The capabilities the DaemonSet adds (it drops all others), from its manifest.
+fn daemonset_capabilities() -> Vec<String> {
+    let manifest = std::fs::read_to_string(repo_file("deploy/kubernetes/daemonset.yaml"))
+        .expect("read deploy/kubernetes/daemonset.yaml");
+    let mut lines = manifest.lines().skip_while(|line| line.trim() != "add:");
+    lines.next().expect("capabilities.add in the DaemonSet");
+    lines
+        .map_while(|line| line.trim().strip_prefix("- "))
+        .map(|name| name.split_whitespace().next().unwrap_or(name).to_string())
+        .collect()
+}
+
+/// A container this test started; removed on drop.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// `docker run` with the DaemonSet's privileges and `capabilities`.
+fn run_daemonset(
+    name: &str,
+    capabilities: &[String],
+    state: &std::path::Path,
+    config: &std::path::Path,
+    port: u16,
+) -> Result<String, String> {
+    let mut args: Vec<String> = [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--pid=host",
+        "--cgroupns=host",
+        "--cap-drop",
+        "ALL",
+    ]
+    .map(String::from)
+    .to_vec();
+    for capability in capabilities {
+        args.extend(["--cap-add".to_string(), capability.clone()]);
+    }
+    for mount in [
+        "/sys/fs/cgroup:/sys/fs/cgroup:ro".to_string(),
+        "/sys/kernel/btf:/sys/kernel/btf:ro".to_string(),
+        format!("{}:/var/lib/guardian", state.display()),
+        format!("{}:/etc/guardian/guardian.toml:ro", config.display()),
+    ] {
+        args.extend(["-v".to_string(), mount]);
+    }
+    args.extend([
+        "-p".to_string(),
+        format!("127.0.0.1:{port}:9471"),
+        IMAGE.to_string(),
+        // What the DaemonSet runs (the image's default command), in dry-run here.
+        "run".to_string(),
+        "--listen".to_string(),
+        "0.0.0.0:9471".to_string(),
+        "--dry-run".to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker(&args)
+}
+
+#[test]
+fn the_daemonset_image_sees_and_classifies_host_processes_from_its_container() {
+    if !require(&[Needs::Root, Needs::Bpf, Needs::Docker]) {
+        return;
+    }
+    let xtask = PathBuf::from(guardian_bin()).with_file_name("xtask");
+    assert!(
+        xtask.is_file(),
+        "{} is missing: build the workspace first (`cargo xtask test` does)",
+        xtask.display()
+    );
+    let built = std::process::Command::new(&xtask)
+        .args(["image", "--binary", guardian_bin(), "--tag", IMAGE])
+        .output()
+        .expect("run xtask image");
+    assert!(
+        built.status.success(),
+        "xtask image failed:\n{}{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let marker = marker("daemonset");
+    let hog = spawn_hog(&marker, &["--rss", "8"]);
+    let state = tempfile::tempdir().expect("state dir");
+    // No kill rules (and --dry-run): the container must signal nothing on this host.
+    let config = state.path().join("guardian.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nscan_interval = \"500ms\"\n\n[metrics]\ntop_processes = 100000\n",
+    )
+    .expect("write config");
+    let name = format!("guardian-test-daemonset-{}", std::process::id());
+    let port = free_port();
+    let capabilities = daemonset_capabilities();
+    assert!(
+        capabilities.contains(&"KILL".to_string()),
+        "{capabilities:?}"
+    );
+    let started = run_daemonset(&name, &capabilities, state.path(), &config, port)
+        .or_else(|error| {
+            // Docker before 23 knows neither CAP_BPF nor CAP_PERFMON (kernel 5.8): what
+            // the chart's `legacyCapabilities` gives, SYS_ADMIN, covers both.
+            assert!(error.contains("unknown capability"), "{error}");
+            let _ = docker(&["rm", "-f", &name]);
+            let legacy: Vec<String> = capabilities
+                .iter()
+                .filter(|capability| !["BPF", "PERFMON"].contains(&capability.as_str()))
+                .cloned()
+                .chain(["SYS_ADMIN".to_string()])
+                .collect();
+            run_daemonset(&name, &legacy, state.path(), &config, port)
+        })
+        .unwrap_or_else(|error| panic!("docker run: {error}"));
+    let container = Container(name);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let logs = || docker(&["logs", &container.0]).unwrap_or_default();
+    let healthy = wait_for(Duration::from_secs(60), || {
+        matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "container {started} not healthy:\n{}",
+        logs()
+    );
+
+    let get = |path: &str| -> serde_json::Value {
+        let (status, body) = http_get(addr, path).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|error| panic!("{error}: {body}"))
+    };
+    let status = get("/api/v1/status");
+    assert_eq!(status["source"]["source"], "ebpf", "{status}\n{}", logs());
+
+    // The test's own process on the host: seen through the host pid namespace, with its
+    // command line, classified as a host process.
+    let seen = wait_for(Duration::from_secs(30), || {
+        get(&format!("/api/v1/processes?pid={}", hog.pid()))
+            .as_array()
+            .and_then(|processes| processes.first().cloned())
+    })
+    .unwrap_or_else(|| panic!("pid {} not seen from the container\n{}", hog.pid(), logs()));
+    assert!(
+        seen["cmdline"]
+            .as_str()
+            .is_some_and(|cmdline| cmdline.contains(&marker)),
+        "{seen}"
+    );
+    assert_eq!(seen["class"]["kind"], "host", "{seen}");
+    let metrics = wait_for(Duration::from_secs(30), || {
+        let (_, body) = http_get(addr, "/metrics").ok()?;
+        body.lines()
+            .find(|line| {
+                line.starts_with("guardian_process_rss_bytes{")
+                    && line.contains(&format!("pid=\"{}\"", hog.pid()))
+            })
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("pid {} not exported\n{}", hog.pid(), logs()));
+    assert!(metrics.contains("scope=\"host\""), "{metrics}");
+
+    // And the guardian itself, seen from inside: a Docker container.
+    let own = docker(&["inspect", "--format", "{{.State.Pid}}", &container.0]).expect("inspect");
+    let itself = get(&format!("/api/v1/processes?pid={own}"));
+    let itself = itself.as_array().and_then(|all| all.first()).cloned();
+    let itself = itself.unwrap_or_else(|| panic!("own pid {own} not seen\n{}", logs()));
+    assert_eq!(itself["class"]["kind"], "container", "{itself}");
+    assert_eq!(itself["class"]["runtime"], "docker", "{itself}");
+}
