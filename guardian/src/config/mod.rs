@@ -341,9 +341,7 @@ impl Config {
                 "daemon.ebpf_rescan_interval must be above zero".into(),
             );
         }
-        if self.trends.slow_window.0.as_secs_f64()
-            > LONGEST_TREND_WINDOW_S as f64
-        {
+        if self.trends.slow_window.0.as_secs_f64() > LONGEST_TREND_WINDOW_S as f64 {
             return invalid(
                 find_key(text, "slow_window"),
                 format!(

@@ -89,21 +89,22 @@ impl Policy {
         let mut rules = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             let mut checks = matcher_checks(&rule.matchers, process, &class);
-            let threshold = rule.threshold_bytes(mem_total);
             let rss = process.memory.rss;
-            checks.push(match threshold {
-                Some(limit) => CheckResult {
+            let level = rule.level(rss, mem_total);
+            let threshold = level.map(|level| level.threshold);
+            checks.push(match level {
+                Some(level) => CheckResult {
                     check: "threshold",
-                    ok: rss > limit,
+                    ok: level.above,
                     detail: format!(
                         "rss {} {} {}",
                         bytes(rss),
-                        if rss > limit {
+                        if level.above {
                             "is above"
                         } else {
                             "is not above"
                         },
-                        threshold_text(rule.threshold, limit)
+                        threshold_text(rule.threshold, level.threshold)
                     ),
                 },
                 None => CheckResult {
