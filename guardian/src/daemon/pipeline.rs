@@ -336,7 +336,7 @@ impl Pipeline {
     /// Feeds the detector one sample of every process and cgroup, logs verdict changes and
     /// publishes the reports.
     fn observe_trends(&mut self) {
-        let now = seconds_since_boot();
+        let now = crate::sources::kernfs::system::seconds_since_boot();
         let total = self.model.host.total;
         let policy = &self.policy;
         self.trends.observe(&self.model, now, &|process| {
@@ -426,10 +426,4 @@ fn record_counter_ooms(model: &mut Model, changes: Vec<crate::sources::cgroup::O
             model.record_oom(event);
         }
     }
-}
-
-/// CLOCK_BOOTTIME in seconds: the clock process start times are measured on.
-fn seconds_since_boot() -> f64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map_or(0.0, |now| now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9)
 }

@@ -201,11 +201,7 @@ impl Policy {
         let uptime = if self.orphans.is_empty() {
             None
         } else {
-            orphan::read_uptime(Path::new("/proc"))
-                .inspect_err(|error| {
-                    tracing::warn!(%error, "cannot read /proc/uptime; orphan rules wait");
-                })
-                .ok()
+            Some(crate::sources::kernfs::system::seconds_since_boot())
         };
         self.evaluate_at(model, now, uptime)
     }
