@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::{
     config::Config,
     model::Model,
-    policy::{Ledger, Tracked},
+    policy::{Ledger, RuleThreshold, Tracked},
     trends::TrendReport,
 };
 
@@ -97,6 +97,9 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     pub model: Arc<Model>,
     pub status: Arc<SourceStatus>,
+    /// Each threshold rule's threshold as the policy resolved it (a percentage is absent
+    /// while MemTotal is unknown).
+    pub thresholds: Arc<[RuleThreshold]>,
     /// Processes kill rules are tracking after this tick's policy evaluation.
     pub tracked: Arc<[Tracked]>,
     /// The leak detector's reports, one per tracked series.
@@ -147,6 +150,7 @@ impl AppState {
             config,
             model: Arc::default(),
             status: Arc::new(status),
+            thresholds: Arc::from([]),
             tracked: Arc::from([]),
             trends: Arc::from([]),
             ledger: Arc::default(),

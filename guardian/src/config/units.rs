@@ -52,11 +52,15 @@ pub enum Threshold {
 }
 
 impl Threshold {
-    /// The threshold in bytes on a host with `mem_total` bytes.
-    pub fn resolve(self, mem_total: u64) -> u64 {
+    /// The threshold in bytes on a host with `mem_total` bytes; none for a percentage
+    /// while MemTotal is unknown (0), which must never turn "10%" into 0 bytes.
+    pub fn resolve(self, mem_total: u64) -> Option<u64> {
         match self {
-            Threshold::Bytes(bytes) => bytes,
-            Threshold::PercentOfMemTotal(percent) => (mem_total as f64 * percent / 100.0) as u64,
+            Threshold::Bytes(bytes) => Some(bytes),
+            Threshold::PercentOfMemTotal(_) if mem_total == 0 => None,
+            Threshold::PercentOfMemTotal(percent) => {
+                Some((mem_total as f64 * percent / 100.0) as u64)
+            }
         }
     }
 }
@@ -178,7 +182,9 @@ mod tests {
             "10%".parse::<Threshold>(),
             Ok(Threshold::PercentOfMemTotal(10.0))
         );
-        assert_eq!(Threshold::PercentOfMemTotal(10.0).resolve(1000), 100);
+        assert_eq!(Threshold::PercentOfMemTotal(10.0).resolve(1000), Some(100));
+        assert_eq!(Threshold::PercentOfMemTotal(10.0).resolve(0), None);
+        assert_eq!(Threshold::Bytes(7).resolve(0), Some(7));
         assert!("0%".parse::<Threshold>().is_err());
         assert!("101%".parse::<Threshold>().is_err());
     }

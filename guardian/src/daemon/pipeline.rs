@@ -11,7 +11,7 @@ use super::{events, source::EbpfHandle};
 use crate::{
     config::Config,
     model::{Model, OomEvent, OomOrigin},
-    policy::{Executor, Policy, PolicyError, Tracked},
+    policy::{Executor, Policy, PolicyError, RuleThreshold, Tracked},
     snapshot::{AppState, Snapshot, SourceKind, SourceStatus},
     sources::{
         KernelEvent, Sighting,
@@ -44,6 +44,7 @@ pub struct Pipeline {
     status: Arc<SourceStatus>,
     /// The model this pipeline owns; published snapshots share it (copy on write).
     model: Arc<Model>,
+    thresholds: Arc<[RuleThreshold]>,
     tracked: Arc<[Tracked]>,
     reports: Arc<[TrendReport]>,
     /// When the model last took fresh data; `None` until the first scan.
@@ -84,6 +85,7 @@ impl Pipeline {
             config,
             status: Arc::clone(&published.status),
             model: Arc::clone(&published.model),
+            thresholds: Arc::clone(&published.thresholds),
             tracked: Arc::clone(&published.tracked),
             reports: Arc::clone(&published.trends),
             updated: None,
@@ -133,6 +135,7 @@ impl Pipeline {
             config: Arc::clone(&self.config),
             model: Arc::clone(&self.model),
             status: Arc::clone(&self.status),
+            thresholds: Arc::clone(&self.thresholds),
             tracked: Arc::clone(&self.tracked),
             trends: Arc::clone(&self.reports),
             ledger: self.executor.ledger(),
@@ -333,7 +336,7 @@ impl Pipeline {
     /// Feeds the detector one sample of every process and cgroup, logs verdict changes and
     /// publishes the reports.
     fn observe_trends(&mut self) {
-        let now = seconds_since_boot();
+        let now = crate::sources::kernfs::system::seconds_since_boot();
         let total = self.model.host.total;
         let policy = &self.policy;
         self.trends.observe(&self.model, now, &|process| {
@@ -385,7 +388,9 @@ impl Pipeline {
     fn act(&mut self) {
         while self.kills.try_join_next().is_some() {}
         let decisions = self.policy.evaluate(&self.model, Instant::now());
-        self.tracked = self.policy.tracked(self.model.host.total).into();
+        let total = self.model.host.total;
+        self.tracked = self.policy.tracked(total).into();
+        self.thresholds = self.policy.thresholds(total).into();
         for decision in decisions {
             let executor = self.executor.clone();
             self.kills.spawn(async move {
@@ -421,10 +426,4 @@ fn record_counter_ooms(model: &mut Model, changes: Vec<crate::sources::cgroup::O
             model.record_oom(event);
         }
     }
-}
-
-/// CLOCK_BOOTTIME in seconds: the clock process start times are measured on.
-fn seconds_since_boot() -> f64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map_or(0.0, |now| now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9)
 }

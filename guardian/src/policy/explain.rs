@@ -1,7 +1,7 @@
 //! `guardian explain`: everything the policy sees of one process and, for every rule
 //! and the protect list, whether it applies and why not.
 
-use std::{fmt, path::Path, time::Instant};
+use std::{fmt, time::Instant};
 
 use serde::Serialize;
 
@@ -80,30 +80,31 @@ impl Policy {
     /// list) whether it applies and why not.
     pub fn explain(&self, process: &Process, model: &Model) -> Explanation {
         let now = Instant::now();
-        let uptime = orphan::read_uptime(Path::new("/proc")).ok();
+        let uptime = crate::sources::kernfs::system::seconds_since_boot();
         let mem_total = model.host.total;
         let adopter = orphan::adopter(process, model);
         let vetted = self.vetting.vet(process, model);
         let class = self.vetting.scope_class(process, model);
-        let age = uptime.map(|uptime| orphan::age_secs(process, uptime));
+        let age = orphan::age_secs(process, uptime);
         let mut rules = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             let mut checks = matcher_checks(&rule.matchers, process, &class);
-            let threshold = rule.threshold_bytes(mem_total);
             let rss = process.memory.rss;
-            checks.push(match threshold {
-                Some(limit) => CheckResult {
+            let level = rule.level(rss, mem_total);
+            let threshold = level.map(|level| level.threshold);
+            checks.push(match level {
+                Some(level) => CheckResult {
                     check: "threshold",
-                    ok: rss > limit,
+                    ok: level.above,
                     detail: format!(
                         "rss {} {} {}",
                         bytes(rss),
-                        if rss > limit {
+                        if level.above {
                             "is above"
                         } else {
                             "is not above"
                         },
-                        threshold_text(rule.threshold, limit)
+                        threshold_text(rule.threshold, level.threshold)
                     ),
                 },
                 None => CheckResult {
@@ -141,17 +142,10 @@ impl Policy {
                 },
             });
             let older_than = humantime::format_duration(rule.older_than);
-            checks.push(match age {
-                Some(age) => CheckResult {
-                    check: "age",
-                    ok: age > rule.older_than.as_secs_f64(),
-                    detail: format!("age {age:.0}s, must be over {older_than}"),
-                },
-                None => CheckResult {
-                    check: "age",
-                    ok: false,
-                    detail: "age unknown (/proc/uptime unreadable)".to_string(),
-                },
+            checks.push(CheckResult {
+                check: "age",
+                ok: age > rule.older_than.as_secs_f64(),
+                detail: format!("age {age:.0}s, must be over {older_than}"),
             });
             rules.push(verdict(&rule.name, RuleKind::Orphan, None, checks));
         }
@@ -167,7 +161,7 @@ impl Policy {
             comm: process.comm.clone(),
             cmdline: crate::audit::redact_cmdline(&process.cmdline_text()),
             memory: process.memory,
-            age_secs: age,
+            age_secs: Some(age),
             oom_score_adj: process.oom_score_adj,
             cgroups: process.cgroups.to_vec(),
             memory_cgroup: process.memory_cgroup.clone(),

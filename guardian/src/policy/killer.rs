@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 use tokio::io::unix::AsyncFd;
 
-use crate::{audit::OutcomeKind, config::KillAction, model::ProcessKey};
+use crate::{audit::OutcomeKind, config::KillAction, model::ProcessKey, sources::kernfs};
 
 /// How long the killer waits for the exit after SIGKILL before it reports `survived`
 /// (tearing down many GiB takes a moment; a process stuck in the kernel takes longer).
@@ -47,8 +47,8 @@ impl KillResult {
 /// The start time (field 22 of `PROC/PID/stat`), or `None` when the pid is free.
 pub(crate) fn read_start_ticks(proc_root: &Path, pid: i32) -> io::Result<Option<u64>> {
     let path = proc_root.join(pid.to_string()).join("stat");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(error)
             if matches!(error.kind(), io::ErrorKind::NotFound)
                 || error.raw_os_error() == Some(libc::ESRCH) =>
@@ -57,16 +57,16 @@ pub(crate) fn read_start_ticks(proc_root: &Path, pid: i32) -> io::Result<Option<
         }
         Err(error) => return Err(error),
     };
-    // The comm in parentheses may hold spaces and parentheses: fields restart after the
-    // last ')'. Field 3 (state) is the first after it, so field 22 is the 20th.
-    text.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
-        .and_then(|field| field.parse().ok())
-        .map(Some)
+    kernfs::proc::stat(&bytes)
+        .map(|stat| Some(stat.start_ticks))
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{}: no start time in {text:?}", path.display()),
+                format!(
+                    "{}: no start time in {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(&bytes)
+                ),
             )
         })
 }

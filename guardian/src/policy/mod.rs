@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::{
     classify::Classification,
-    config::{Config, KillAction, Threshold},
+    config::{Config, KillAction, Scope, Threshold},
     model::{Model, Process, ProcessKey},
 };
 
@@ -91,6 +91,14 @@ pub struct Decision {
 pub struct Tracked {
     pub key: ProcessKey,
     pub rule: String,
+    pub threshold_bytes: u64,
+}
+
+/// A threshold rule's threshold as this policy resolved it, for the metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleThreshold {
+    pub rule: String,
+    pub scope: Scope,
     pub threshold_bytes: u64,
 }
 
@@ -193,11 +201,7 @@ impl Policy {
         let uptime = if self.orphans.is_empty() {
             None
         } else {
-            orphan::read_uptime(Path::new("/proc"))
-                .inspect_err(|error| {
-                    tracing::warn!(%error, "cannot read /proc/uptime; orphan rules wait");
-                })
-                .ok()
+            Some(crate::sources::kernfs::system::seconds_since_boot())
         };
         self.evaluate_at(model, now, uptime)
     }
@@ -397,6 +401,21 @@ impl Policy {
     /// Decisions held back by the brakes since start.
     pub fn suppressed(&self) -> Suppressed {
         self.suppressed
+    }
+
+    /// Every threshold rule's threshold in bytes on a host with `mem_total`; a percentage
+    /// is left out while MemTotal is unknown (never exported as 0).
+    pub fn thresholds(&self, mem_total: u64) -> Vec<RuleThreshold> {
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                Some(RuleThreshold {
+                    rule: rule.name.clone(),
+                    scope: rule.matchers.scope,
+                    threshold_bytes: rule.threshold_bytes(mem_total)?,
+                })
+            })
+            .collect()
     }
 
     /// Processes above a threshold and waiting out its sustain, with the threshold this

@@ -7,7 +7,7 @@
 //! PID 1 init started itself also have parent 1: orphan rules must be narrowed with
 //! matchers (a cmdline pattern, `unit = "session-*.scope"`, a user).
 
-use std::{fmt, io, path::Path};
+use std::fmt;
 
 use serde::Serialize;
 
@@ -54,19 +54,4 @@ pub(crate) fn adopter(process: &Process, model: &Model) -> Option<Adopter> {
 /// Seconds since `process` started, given the seconds since boot now.
 pub(crate) fn age_secs(process: &Process, uptime_secs: f64) -> f64 {
     (uptime_secs - process.started_secs).max(0.0)
-}
-
-/// Seconds since boot, from `/proc/uptime` (the clock process start times count on).
-pub(crate) fn read_uptime(proc_root: &Path) -> io::Result<f64> {
-    let path = proc_root.join("uptime");
-    let text = std::fs::read_to_string(&path)?;
-    text.split_whitespace()
-        .next()
-        .and_then(|field| field.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: unexpected content {text:?}", path.display()),
-            )
-        })
 }

@@ -193,10 +193,17 @@ impl ThresholdRule {
     /// The threshold in bytes, or none while MemTotal is unknown and the threshold is a
     /// percentage of it (a zero MemTotal must never turn "10%" into "0 bytes").
     pub(crate) fn threshold_bytes(&self, mem_total: u64) -> Option<u64> {
-        match self.threshold {
-            Threshold::PercentOfMemTotal(_) if mem_total == 0 => None,
-            threshold => Some(threshold.resolve(mem_total)),
-        }
+        self.threshold.resolve(mem_total)
+    }
+
+    /// Where an RSS stands against this rule's threshold (none while it cannot resolve):
+    /// the one comparison decisions, tracking and `explain` all use.
+    pub(crate) fn level(&self, rss: u64, mem_total: u64) -> Option<Level> {
+        let threshold = self.threshold_bytes(mem_total)?;
+        Some(Level {
+            threshold,
+            above: rss > threshold,
+        })
     }
 
     /// The threshold `process` is above, when this rule matches it (seen as `class`)
@@ -207,10 +214,17 @@ impl ThresholdRule {
         class: &Classification,
         mem_total: u64,
     ) -> Option<u64> {
-        self.threshold_bytes(mem_total).filter(|threshold| {
-            process.memory.rss > *threshold && self.matchers.matches(process, class)
-        })
+        self.level(process.memory.rss, mem_total)
+            .filter(|level| level.above && self.matchers.matches(process, class))
+            .map(|level| level.threshold)
     }
+}
+
+/// An RSS against a rule's resolved threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Level {
+    pub threshold: u64,
+    pub above: bool,
 }
 
 /// An `[[orphan_rule]]`: kill orphans past an age.

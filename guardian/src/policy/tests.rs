@@ -194,6 +194,18 @@ fn percentage_thresholds_resolve_against_memtotal_and_never_against_zero() {
     model.host.total = 0;
     assert!(fresh.evaluate_at(&model, Instant::now(), None).is_empty());
     assert_eq!(fresh.threshold_for(&process(1, "x", "x", 0), 0), None);
+    // Nothing to export or track either: no threshold rather than 0 bytes.
+    assert!(fresh.thresholds(0).is_empty());
+    assert!(fresh.tracked(0).is_empty());
+    assert_eq!(fresh.lowest_threshold(0), None);
+    assert_eq!(
+        fresh.thresholds(1000),
+        [RuleThreshold {
+            rule: "p".into(),
+            scope: Scope::Host,
+            threshold_bytes: 100,
+        }]
+    );
 }
 
 #[test]

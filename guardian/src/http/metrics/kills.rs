@@ -12,8 +12,8 @@ use super::{
 };
 use crate::{
     audit::OutcomeKind,
-    config::Config,
-    policy::{Ledger, OutcomeCount},
+    config::{Config, Scope},
+    policy::{Ledger, OutcomeCount, RuleThreshold},
 };
 
 /// Every outcome a decision can have.
@@ -40,11 +40,11 @@ pub fn outcomes() -> [OutcomeKind; 7] {
     .map(listed)
 }
 
-/// Writes the kill-switch families: thresholds from `config`, decisions from the
-/// `ledger` (zero for every configured rule and outcome not yet seen).
+/// Writes the kill-switch families: thresholds as the policy resolved them, decisions
+/// from the `ledger` (zero for every rule in `config` and outcome not yet seen).
 pub fn encode(
     config: &Config,
-    mem_total: u64,
+    thresholds: &[RuleThreshold],
     ledger: &Ledger,
     encoder: &mut DescriptorEncoder,
 ) -> fmt::Result {
@@ -56,15 +56,15 @@ pub fn encode(
         "guardian_rule_threshold",
         "RSS above which a threshold rule acts (percentages resolved against MemTotal), by rule and scope",
         Some(&BYTES),
-        config.rules().map(|rule| {
+        thresholds.iter().map(|rule| {
             let scope = match rule.scope {
-                crate::config::Scope::Host => "host",
-                crate::config::Scope::Container => "container",
-                crate::config::Scope::Any => "any",
+                Scope::Host => "host",
+                Scope::Container => "container",
+                Scope::Any => "any",
             };
             (
-                [("rule", Lv::Text(&rule.name)), ("scope", Lv::Text(scope))],
-                rule.threshold.resolve(mem_total),
+                [("rule", Lv::Text(&rule.rule)), ("scope", Lv::Text(scope))],
+                rule.threshold_bytes,
             )
         }),
     )?;

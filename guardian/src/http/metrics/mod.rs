@@ -116,6 +116,6 @@ impl Collector for StateCollector {
         processes::encode(&processes, &mut encoder)?;
         processes::encode_tracked(&tracked_rows, &mut encoder)?;
         trends::encode(&reports, model, &mut encoder)?;
-        kills::encode(config, model.host.total, &snapshot.ledger, &mut encoder)
+        kills::encode(config, &snapshot.thresholds, &snapshot.ledger, &mut encoder)
     }
 }

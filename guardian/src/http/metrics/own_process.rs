@@ -11,6 +11,7 @@ use procfs::process::Stat;
 use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 
 use super::families::{BYTES, SECONDS, counter, gauge};
+use crate::sources::kernfs::system;
 
 /// Figures of one process, as the `process_*` families show them.
 #[derive(Debug, Default, PartialEq)]
@@ -32,8 +33,8 @@ impl OwnProcess {
         let boot_time = procfs::boot_time_secs().ok()? as f64;
         let mut own = OwnProcess::from_stat(
             &myself.stat().ok()?,
-            procfs::ticks_per_second() as f64,
-            procfs::page_size(),
+            system::clock_ticks() as f64,
+            system::page_size(),
             boot_time,
         );
         own.open_fds = myself.fd_count().ok()? as u64;

@@ -8,6 +8,7 @@ use std::{
 use serde::Serialize;
 
 use super::CgroupError;
+use crate::sources::kernfs::cgroup::has_memory;
 
 /// The host's cgroup layout, detected at start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -80,8 +81,4 @@ fn controllers(dir: &Path) -> Result<Option<String>, CgroupError> {
             source,
         }),
     }
-}
-
-fn has_memory(controllers: &str) -> bool {
-    controllers.split_ascii_whitespace().any(|c| c == "memory")
 }

@@ -7,16 +7,10 @@ use std::{
 
 use crate::{
     model::{CgroupStats, Limit},
-    sources::kernfs::proc::pressure as parse_pressure,
+    sources::kernfs::{self, cgroup::limit_v1, proc::pressure as parse_pressure},
 };
 
 use super::{CgroupError, Hierarchy};
-
-/// v1 reports "no limit" as the largest page count times the page size: `LONG_MAX`
-/// rounded down to a page (9223372036854771712 with 4 KiB pages), or `ULLONG_MAX` before
-/// kernel 3.19. Anything within 1 MiB (the largest page size) of `LONG_MAX`, or above,
-/// is no limit.
-const V1_NO_LIMIT_FROM: u64 = i64::MAX as u64 - (1 << 20);
 
 /// Reads the cgroup at `dir`. `None` when it is gone, or is no memory cgroup (a v2
 /// cgroup whose parent does not enable memory). The v2 root has no `memory.current`,
@@ -116,19 +110,7 @@ fn read_v1(dir: &Path) -> Result<Option<CgroupStats>, CgroupError> {
 }
 
 fn limit_v2(dir: &Path, name: &str, text: &str) -> Result<Limit, CgroupError> {
-    if text.trim() == "max" {
-        Ok(Limit::Max)
-    } else {
-        number(dir, name, text).map(Limit::Bytes)
-    }
-}
-
-fn limit_v1(value: u64) -> Limit {
-    if value >= V1_NO_LIMIT_FROM {
-        Limit::Max
-    } else {
-        Limit::Bytes(value)
-    }
+    kernfs::cgroup::limit_v2(text).ok_or_else(|| parse_error(dir, name, text))
 }
 
 /// A file of `key value` lines (memory.stat, memory.events, memory.oom_control).
@@ -144,11 +126,7 @@ impl<'a> Keyed<'a> {
     }
 
     fn get(&self, key: &str) -> Result<Option<u64>, CgroupError> {
-        let Some(value) = self.text.lines().find_map(|line| {
-            line.split_once(' ')
-                .filter(|(found, _)| *found == key)
-                .map(|(_, value)| value)
-        }) else {
+        let Some(value) = kernfs::cgroup::keyed(self.text, key) else {
             return Ok(None);
         };
         number(self.dir, self.name, value).map(Some)
@@ -156,10 +134,14 @@ impl<'a> Keyed<'a> {
 }
 
 fn number(dir: &Path, name: &str, text: &str) -> Result<u64, CgroupError> {
-    text.trim().parse().map_err(|_| CgroupError::Parse {
+    kernfs::cgroup::number(text).ok_or_else(|| parse_error(dir, name, text))
+}
+
+fn parse_error(dir: &Path, name: &str, text: &str) -> CgroupError {
+    CgroupError::Parse {
         path: dir.join(name),
         value: text.trim().to_string(),
-    })
+    }
 }
 
 /// Reads one file of a cgroup; `None` when it (or the cgroup) is gone: ENOENT, or

@@ -84,7 +84,7 @@ impl EbpfSource {
         let mut layout = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
         layout.own_pid_ns_inum = own_pid_namespace()?;
         layout.self_tgid = u64::from(self_tgid);
-        layout.page_kb = page_size() / 1024;
+        layout.page_kb = crate::sources::kernfs::system::page_size() / 1024;
         tracing::debug!(?layout, "kernel offsets from BTF");
 
         let mut ebpf = EbpfLoader::new()
@@ -249,13 +249,6 @@ fn own_pid_namespace() -> Result<u64, EbpfError> {
     std::fs::metadata(PATH)
         .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta))
         .map_err(|source| EbpfError::PidNamespace { path: PATH, source })
-}
-
-fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |size| size as u64)
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.

@@ -12,7 +12,7 @@ use guardian_ebpf::{
 
 use crate::{
     model::{MemoryUsage, ProcessKey},
-    sources::{Sighting, SnapshotError, procfs::start_ticks_from_ns},
+    sources::{Sighting, SnapshotError, kernfs::system::start_ticks_from_ns},
 };
 
 /// Loads the iterator program; it attaches only when a snapshot is taken.

@@ -2,4 +2,6 @@
 //! kernel wrote (the readers in `procfs` and `cgroup` hold and read the files; fixture
 //! roots feed the same parsers in tests).
 
+pub mod cgroup;
 pub mod proc;
+pub mod system;

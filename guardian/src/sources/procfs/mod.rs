@@ -37,7 +37,13 @@ use std::{
 use crate::{
     classify::{self, CgroupLine},
     model::{HostMemory, MemoryUsage, Process, ProcessKey},
-    sources::{cgroup::memory_line, kernfs::proc as parse},
+    sources::{
+        cgroup::memory_line,
+        kernfs::{
+            proc as parse,
+            system::{self, start_ticks_from_ns},
+        },
+    },
 };
 
 use held::HeldStats;
@@ -57,12 +63,6 @@ pub enum ProcError {
     },
     #[error("cannot parse {path}: {reason}")]
     Parse { path: PathBuf, reason: &'static str },
-    #[error("cannot read system setting {name} (sysconf): {source}")]
-    Sysconf {
-        name: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl ProcError {
@@ -108,8 +108,8 @@ impl ProcReader {
         Ok(ProcReader {
             root,
             dir,
-            page_size: sysconf(libc::_SC_PAGESIZE, "PAGESIZE")?,
-            clock_ticks: sysconf(libc::_SC_CLK_TCK, "CLK_TCK")?,
+            page_size: system::page_size(),
+            clock_ticks: system::clock_ticks(),
             scans: AtomicU64::new(0),
             cgroup_sets: Mutex::new(HashMap::new()),
             held_stats: Mutex::new(HeldStats::new(held::cap())),
@@ -401,21 +401,4 @@ struct OwnedStat {
     ppid: i32,
     kernel_thread: bool,
     start_ticks: u64,
-}
-
-/// /proc's starttime for a kernel `start_boottime` (`nsec_to_clock_t`): clock ticks.
-pub fn start_ticks_from_ns(ns: u64, clock_ticks: u64) -> u64 {
-    ns / (1_000_000_000 / clock_ticks.max(1)).max(1)
-}
-
-fn sysconf(name: libc::c_int, label: &'static str) -> Result<u64, ProcError> {
-    // SAFETY: sysconf has no preconditions; it only reads a system setting.
-    let value = unsafe { libc::sysconf(name) };
-    u64::try_from(value)
-        .ok()
-        .filter(|value| *value > 0)
-        .ok_or_else(|| ProcError::Sysconf {
-            name: label,
-            source: std::io::Error::last_os_error(),
-        })
 }

@@ -67,6 +67,24 @@ fn cgroup_limits_and_pressure_are_exported_when_known() {
 }
 
 #[test]
+fn a_percentage_threshold_is_not_exported_while_memtotal_is_unknown() {
+    let text = "[[rule]]\nname = \"pct\"\nthreshold = \"10%\"\n\n[[rule]]\nname = \"abs\"\nthreshold = \"2MiB\"\n";
+    let config = Config::parse(std::path::Path::new("test.toml"), text).expect("config");
+    let policy = Policy::new(&config, 1).expect("policy");
+    let state = state(config);
+    state.modify(|snapshot| snapshot.thresholds = policy.thresholds(0).into());
+    let body = render(&state, Format::Text).expect("render");
+    assert!(!body.contains("rule=\"pct\",scope"), "{body}");
+    assert!(body.contains("guardian_rule_threshold_bytes{rule=\"abs\",scope=\"host\"} 2097152\n"));
+    state.modify(|snapshot| snapshot.thresholds = policy.thresholds(8 << 30).into());
+    let body = render(&state, Format::Text).expect("render");
+    assert!(
+        body.contains("guardian_rule_threshold_bytes{rule=\"pct\",scope=\"host\"} 858993459\n"),
+        "{body}"
+    );
+}
+
+#[test]
 fn tracked_processes_are_exported_with_their_rule_threshold() {
     let text = "[metrics]\ntop_processes = 1\n\n[[rule]]\nname = \"big\"\nthreshold = \"2MiB\"\nsustain = \"1h\"\n\n[[orphan_rule]]\nname = \"orphans\"\nolder_than = \"10m\"\n";
     let config = Config::parse(std::path::Path::new("test.toml"), text).expect("config");
@@ -75,7 +93,9 @@ fn tracked_processes_are_exported_with_their_rule_threshold() {
         model.upsert_process(process(1, "huge", &["huge"], 900));
         model.upsert_process(process(2, "small", &["small", "--password", "hunter2"], 3));
     });
+    let policy = Policy::new(&state.config(), 1).expect("policy");
     state.modify(|snapshot| {
+        snapshot.thresholds = policy.thresholds(0).into();
         snapshot.tracked = Arc::from([crate::policy::Tracked {
             key: ProcessKey {
                 pid: 2,

@@ -17,7 +17,7 @@ use crate::{
     classify::{Classification, Runtime},
     config::Config,
     model::{Cgroup, CgroupStats, Limit, MemoryUsage, Pressure, Process, ProcessKey},
-    policy::{KillReport, RuleKind},
+    policy::{KillReport, Policy, RuleKind},
     snapshot::{AppState, SourceKind, SourceStatus},
     trends::{LimitKind, Subject, TrendReport, Verdict},
 };
