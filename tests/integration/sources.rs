@@ -102,8 +102,9 @@ fn ebpf_mode_follows_a_process_above_a_rule_threshold_between_refreshes() {
     api_matches_vm_rss_once_grown(&daemon, hog.pid(), "ebpf, refresh 60 s away");
 }
 
-/// A real OOM kill in a memory-limited cgroup is reported with its cgroup, scope and
-/// (from the tracepoint) the victim's pid, comm and RSS.
+/// A real OOM kill in a memory-limited cgroup is reported once, with its cgroup, scope
+/// and the victim's pid, comm and RSS (from the tracepoint, or in procfs mode from the
+/// kernel log).
 fn reports_a_cgroup_oom_kill(source: &str) {
     let daemon = start(source, "[daemon]\nscan_interval = \"500ms\"\n");
     let cgroup = TestCgroup::new(&marker(&format!("oom-{source}")), Some(48 * MIB));
@@ -141,16 +142,31 @@ fn reports_a_cgroup_oom_kill(source: &str) {
         )
     });
     assert_eq!(event["scope"], "cgroup", "{event}");
-    if source == "ebpf" {
-        assert_eq!(event["pid"], pid, "{event}");
-        assert_eq!(event["comm"], "memhog", "{event}");
-        assert!(
-            event["anon_rss_bytes"]
-                .as_u64()
-                .is_some_and(|rss| rss > 8 * MIB),
-            "{event}"
-        );
-    }
+    // The victim is named in both modes: by the tracepoint, or by the kernel log.
+    let origin = if source == "ebpf" {
+        "tracepoint"
+    } else {
+        "kernel-log"
+    };
+    assert_eq!(event["origin"], origin, "{event}");
+    assert_eq!(event["pid"], pid, "{event}");
+    assert_eq!(event["comm"], "memhog", "{event}");
+    assert!(
+        event["anon_rss_bytes"]
+            .as_u64()
+            .is_some_and(|rss| rss > 8 * MIB),
+        "{event}"
+    );
+    // Reported once: the counter and the log line are one event, also a few ticks on.
+    std::thread::sleep(Duration::from_secs(2));
+    let events = daemon.get_json("/api/v1/oom-events");
+    let count = events.as_array().map_or(0, |events| {
+        events
+            .iter()
+            .filter(|event| event["cgroup"] == cgroup.path.as_str())
+            .count()
+    });
+    assert_eq!(count, 1, "{events}");
 }
 
 #[test]

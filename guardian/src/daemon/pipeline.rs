@@ -10,12 +10,14 @@ use std::{
 use super::{events, source::EbpfHandle};
 use crate::{
     config::Config,
-    model::{Model, OomEvent, OomOrigin},
+    model::Model,
     policy::{Executor, Policy, PolicyError, RuleThreshold, Tracked},
     snapshot::{AppState, Snapshot, SourceKind, SourceStatus},
     sources::{
         KernelEvent, Sighting,
         cgroup::{CgroupReader, OomWatch},
+        kmsg::KmsgReader,
+        oom_join::OomJoin,
         procfs::{ProcReader, ScanReport},
     },
     trends::{TrendBook, TrendReport, Verdict},
@@ -53,6 +55,9 @@ pub struct Pipeline {
     proc: ProcReader,
     cgroups: CgroupReader,
     oom_watch: OomWatch,
+    /// procfs mode: the kernel log, for the victims of the OOM kills counters count.
+    kmsg: Option<KmsgReader>,
+    oom_join: OomJoin,
     policy: Policy,
     trends: TrendBook,
     executor: Arc<Executor>,
@@ -77,6 +82,15 @@ impl Pipeline {
         let proc = ProcReader::new("/proc")?;
         let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
         let oom_watch = OomWatch::new(cgroups.hierarchy());
+        let kmsg = (kind == SourceKind::Procfs)
+            .then(|| KmsgReader::open(std::path::Path::new("/dev/kmsg")))
+            .and_then(|opened| {
+                opened
+                    .inspect_err(
+                        |error| tracing::warn!(%error, "OOM victims unknown in procfs mode"),
+                    )
+                    .ok()
+            });
         Ok(Pipeline {
             trends: TrendBook::new(&config.trends),
             policy: Policy::new(&config, std::process::id() as i32)?,
@@ -93,6 +107,8 @@ impl Pipeline {
             proc,
             cgroups,
             oom_watch,
+            kmsg,
+            oom_join: OomJoin::default(),
             executor,
             kills: tokio::task::JoinSet::new(),
             last_full_scan: Instant::now(),
@@ -322,7 +338,23 @@ impl Pipeline {
             let changes = self.oom_watch.update(&cgroups);
             model.replace_cgroups(cgroups);
             if self.kind == SourceKind::Procfs {
-                record_counter_ooms(model, changes);
+                // Read after the counters: the kernel counts a kill before it logs it.
+                let victims = self
+                    .kmsg
+                    .as_mut()
+                    .map(KmsgReader::drain)
+                    .unwrap_or_default();
+                for event in self.oom_join.join(changes, victims, self.kmsg.is_some()) {
+                    tracing::warn!(
+                        cgroup = event.cgroup.as_deref().unwrap_or(""),
+                        scope = event.scope.as_str(),
+                        pid = event.pid,
+                        comm = event.comm.as_deref(),
+                        origin = ?event.origin,
+                        "OOM kill"
+                    );
+                    model.record_oom(event);
+                }
             }
         }
         self.state.telemetry.scans_total.inc();
@@ -396,34 +428,6 @@ impl Pipeline {
             self.kills.spawn(async move {
                 executor.execute(decision).await;
             });
-        }
-    }
-}
-
-/// procfs mode: OOM kills found by cgroup counters.
-fn record_counter_ooms(model: &mut Model, changes: Vec<crate::sources::cgroup::OomCounterChange>) {
-    for change in changes {
-        let now = time::OffsetDateTime::now_utc();
-        for _ in 0..change.kills {
-            let event = OomEvent {
-                time: now
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                unix_time: now.unix_timestamp_nanos() as f64 / 1e9,
-                pid: None,
-                comm: None,
-                uid: None,
-                cgroup: Some(change.path.clone()),
-                scope: change.scope,
-                anon_rss_bytes: None,
-                file_rss_bytes: None,
-                shmem_rss_bytes: None,
-                oom_score_adj: None,
-                origin: OomOrigin::CgroupCounter,
-                kernel_boot_ns: None,
-            };
-            tracing::warn!(cgroup = %change.path, scope = event.scope.as_str(), "OOM kill (cgroup counter)");
-            model.record_oom(event);
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum OomOrigin {
     Tracepoint,
     /// An `oom_kill` counter of a cgroup went up (procfs mode).
     CgroupCounter,
+    /// The kernel log named the victim (procfs mode, `/dev/kmsg`).
+    KernelLog,
 }
 
 /// One OOM kill.
@@ -50,4 +52,29 @@ pub struct OomEvent {
     /// When the kernel chose the victim (CLOCK_BOOTTIME ns), from the tracepoint: with
     /// the time the API shows the event, the pipeline's latency.
     pub kernel_boot_ns: Option<u64>,
+}
+
+impl OomEvent {
+    /// An OOM kill learnt of now, nothing known of its victim yet: sources fill in what
+    /// they know.
+    pub fn now(scope: OomScope, origin: OomOrigin) -> OomEvent {
+        let now = time::OffsetDateTime::now_utc();
+        OomEvent {
+            time: now
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            unix_time: now.unix_timestamp_nanos() as f64 / 1e9,
+            pid: None,
+            comm: None,
+            uid: None,
+            cgroup: None,
+            scope,
+            anon_rss_bytes: None,
+            file_rss_bytes: None,
+            shmem_rss_bytes: None,
+            oom_score_adj: None,
+            origin,
+            kernel_boot_ns: None,
+        }
+    }
 }

@@ -6,6 +6,8 @@ pub mod cgroup;
 pub mod ebpf;
 mod kernel_event;
 pub mod kernfs;
+pub mod kmsg;
+pub mod oom_join;
 pub mod procfs;
 mod sighting;
 
