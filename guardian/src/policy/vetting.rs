@@ -48,6 +48,8 @@ pub const RUNTIME_HELPERS: &[(&str, &str)] = &[
     ("conmon", "conmon"),
     // LXC's monitor (Proxmox, plain LXC), LXD's and Incus's.
     ("lxc-start", "lxc"),
+    // What `lxc-attach` runs in a container is its child, not the monitor's.
+    ("lxc-attach", "lxc"),
     ("lxd", "lxd"),
     ("incusd", "incus"),
     ("systemd-nspawn", "systemd-nspawn"),
