@@ -105,7 +105,9 @@ impl NameTable {
             .collect()
     }
 
-    fn insert(&mut self, id: String, name: ContainerName) {
+    /// Adds or replaces the name of container `id` (the lookup task's write; public for
+    /// the benchmark's tables).
+    pub fn insert(&mut self, id: String, name: ContainerName) {
         self.by_id.insert(id, Arc::new(name));
         self.generation += 1;
     }
