@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod model;
+pub mod names;
 pub mod policy;
 pub mod snapshot;
 pub mod sources;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::{
     config::Config,
     model::Model,
+    names::Names,
     policy::{Ledger, RuleThreshold, Tracked},
     trends::TrendReport,
 };
@@ -139,6 +140,9 @@ pub struct AppState {
     published: watch::Sender<Arc<Snapshot>>,
     pub telemetry: Telemetry,
     pub started: Instant,
+    /// Container names from the runtimes: filled by their own lookup task, whatever
+    /// the tick (readers take the current table, lock-free while they use it).
+    pub names: Arc<Names>,
 }
 
 impl AppState {
@@ -161,6 +165,7 @@ impl AppState {
             published: watch::Sender::new(Arc::new(first)),
             telemetry: Telemetry::default(),
             started,
+            names: Arc::default(),
         }
     }
 

@@ -21,6 +21,12 @@ pub enum Needs {
     Bpf,
     Docker,
     Prometheus,
+    /// Debian's podman (and conmon).
+    Podman,
+    /// containerd's `ctr` and a containerd socket (Docker's own will do).
+    Containerd,
+    /// Debian's lxc with its busybox template.
+    Lxc,
 }
 
 /// True when the host gives what the test needs. Outside CI a missing capability skips the
@@ -52,6 +58,15 @@ fn check(need: Needs) -> Result<(), String> {
         ),
         Needs::Prometheus if which("prometheus").is_none() => {
             Err("needs Debian's prometheus; `cargo xtask test` installs it".into())
+        }
+        Needs::Podman if which("podman").is_none() => {
+            Err("needs Debian's podman; `cargo xtask test` installs it".into())
+        }
+        Needs::Containerd if which("ctr").is_none() => {
+            Err("needs containerd's ctr; `cargo xtask test` installs it".into())
+        }
+        Needs::Lxc if which("lxc-start").is_none() => {
+            Err("needs Debian's lxc; `cargo xtask test` installs it".into())
         }
         _ => Ok(()),
     }

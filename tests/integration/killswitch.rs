@@ -1,7 +1,7 @@
 //! The kill-switch end to end: `guardian run --source procfs` against memhog processes
 //! this test starts. Every rule matches a marker only the test's own processes carry.
 
-mod containers;
+pub mod containers;
 mod disguise;
 mod executor;
 mod orphans;
@@ -18,7 +18,7 @@ use crate::common::{Daemon, Needs, TestProcess, marker, memhog_bin, require, spa
 /// Long enough for any kill on a loaded 2-core machine; tests wait, never time.
 const KILL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Scans (at 200 ms) a process is given to be wrongly killed before it counts as spared.
-const SPARE_WAIT: Duration = Duration::from_secs(3);
+pub const SPARE_WAIT: Duration = Duration::from_secs(3);
 
 /// A regex matching `--marker MARKER` exactly (not a longer marker that starts the same).
 pub fn marker_pattern(marker: &str) -> String {

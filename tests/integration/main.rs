@@ -13,6 +13,7 @@ mod metrics;
 mod notify;
 mod readers;
 mod robustness;
+mod runtimes;
 mod sources;
 mod systemd;
 mod trends;

@@ -34,6 +34,18 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "systemd-container",
         "the systemd test boots that rootfs with systemd-nspawn",
     ),
+    (
+        "podman",
+        "container tests run real Podman containers (conmon)",
+    ),
+    (
+        "containerd",
+        "container tests run real containerd containers through ctr",
+    ),
+    (
+        "lxc",
+        "container tests run a real LXC container (busybox template)",
+    ),
 ];
 
 pub fn setup(root: &Path, purpose: For) -> anyhow::Result<()> {

@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::CgroupLine;
-use super::{Classification, classify};
+use super::{CgroupLine, Classification, classify};
 
 /// One row of a corpus file.
 struct Row {

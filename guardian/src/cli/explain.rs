@@ -11,8 +11,10 @@ use std::{
 use anyhow::Context as _;
 
 use crate::{
+    classify::Classification,
     config::{Config, DEFAULT_PATH},
     model::Model,
+    names::Lookup,
     policy::Policy,
     sources::procfs::ProcReader,
 };
@@ -58,7 +60,18 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     model.upsert_process(process.clone());
     let policy = Policy::new(&config, std::process::id() as i32)
         .context("building the kill policy from the config")?;
-    let explanation = policy.explain(&process, &model);
+    let mut explanation = policy.explain(&process, &model);
+    if let Classification::Container { id, .. } = &process.class {
+        let lookup = Lookup::from_config(&config.containers);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a runtime for the container name lookup")?;
+        match runtime.block_on(lookup.name_of(id)) {
+            Ok(name) => explanation.container = name,
+            Err(error) => tracing::warn!(%error, "cannot look up the container's name"),
+        }
+    }
     let mut out = std::io::stdout().lock();
     let written = if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)

@@ -32,6 +32,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub trends: TrendsConfig,
     pub safety: SafetyConfig,
+    pub containers: ContainersConfig,
     #[serde(rename = "rule")]
     pub rules: Vec<Spanned<RuleConfig>>,
     #[serde(rename = "orphan_rule")]
@@ -131,6 +132,37 @@ impl Default for MetricsConfig {
         MetricsConfig {
             top_processes: 50,
             max_cgroups: 500,
+        }
+    }
+}
+
+/// `[containers]`: where container names and images come from. Lookups run in their
+/// own task when a new container appears, never on the scrape or kill path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainersConfig {
+    /// Docker Engine API sockets (Docker, and Podman's Docker-compatible service).
+    pub engine_sockets: Vec<PathBuf>,
+    /// containerd and CRI-O state directories holding each container's OCI bundle
+    /// (`<dir>/<namespace>/<id>/config.json`, `<dir>/<id>/userdata/config.json`).
+    pub bundle_dirs: Vec<PathBuf>,
+    /// Longest wait for one answer from a socket.
+    pub lookup_timeout: Interval,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        ContainersConfig {
+            engine_sockets: vec![
+                PathBuf::from("/var/run/docker.sock"),
+                PathBuf::from("/run/podman/podman.sock"),
+            ],
+            bundle_dirs: vec![
+                PathBuf::from("/run/containerd/io.containerd.runtime.v2.task"),
+                PathBuf::from("/var/run/docker/containerd/daemon/io.containerd.runtime.v2.task"),
+                PathBuf::from("/run/containers/storage/overlay-containers"),
+            ],
+            lookup_timeout: Interval(std::time::Duration::from_secs(2)),
         }
     }
 }

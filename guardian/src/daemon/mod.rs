@@ -76,6 +76,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     })
     .await?;
 
+    let watched_model = state.clone();
+    let names = tokio::spawn(crate::names::run(
+        state.names.clone(),
+        move || Some(crate::names::container_ids(&watched_model.snapshot().model)),
+        crate::names::Lookup::from_config(&config.containers),
+        stop_rx.clone(),
+    ));
     let (event_tx, event_rx) = mpsc::channel(events::CHANNEL_CAPACITY);
     let mut ebpf = started.ebpf;
     source::spawn_reader(
@@ -108,6 +115,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
     pipeline.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+    names.abort();
     tracing::info!("stopped");
     result
 }

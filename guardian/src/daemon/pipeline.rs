@@ -68,6 +68,8 @@ pub struct Pipeline {
     ebpf: Option<EbpfHandle>,
     /// The last task snapshot (reused between ticks).
     sightings: Vec<Sighting>,
+    /// The name table's generation the policy last learned container pids from.
+    names_generation: u64,
 }
 
 impl Pipeline {
@@ -114,6 +116,7 @@ impl Pipeline {
             last_full_scan: Instant::now(),
             ebpf,
             sightings: Vec::new(),
+            names_generation: 0,
         })
     }
 
@@ -419,11 +422,20 @@ impl Pipeline {
     /// Asks the policy for due decisions and runs each in its own task.
     fn act(&mut self) {
         while self.kills.try_join_next().is_some() {}
+        let names = self.state.names.current();
+        if names.generation() != self.names_generation {
+            // The runtimes' first pids confirm containers; a generation number tells
+            // when the table changed, so nothing is copied per tick.
+            self.names_generation = names.generation();
+            self.policy.set_container_pids(names.init_pids());
+        }
         let decisions = self.policy.evaluate(&self.model, Instant::now());
         let total = self.model.host.total;
         self.tracked = self.policy.tracked(total).into();
         self.thresholds = self.policy.thresholds(total).into();
-        for decision in decisions {
+        for mut decision in decisions {
+            // The name as the table has it now: no runtime is asked on the kill path.
+            decision.container = names.of(&decision.process.class).cloned();
             let executor = self.executor.clone();
             self.kills.spawn(async move {
                 executor.execute(decision).await;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     model::{Cgroup, OomEvent, Process},
+    names::{ContainerName, NameTable},
     snapshot::{AppState, SourceStatus},
 };
 
@@ -143,7 +144,11 @@ pub async fn processes(
     };
     list.sort_unstable_by_key(|process| (Reverse(key(process)), process.key));
     list.truncate(query.limit.unwrap_or(DEFAULT_LIMIT));
-    let list: Vec<serde_json::Value> = list.into_iter().map(redacted).collect();
+    let names = state.names.current();
+    let list: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|process| with_container(redacted(process), &names, &process.class))
+        .collect();
     Json(list).into_response()
 }
 
@@ -158,6 +163,29 @@ fn redacted(process: &Process) -> serde_json::Value {
         );
     }
     value
+}
+
+/// Adds `container`: what the runtime calls the container `class` names, when known.
+fn with_container(
+    mut value: serde_json::Value,
+    names: &NameTable,
+    class: &crate::classify::Classification,
+) -> serde_json::Value {
+    if let (Some(object), Some(name)) = (value.as_object_mut(), names.of(class)) {
+        object.insert(
+            "container".into(),
+            serde_json::to_value(&**name).unwrap_or_default(),
+        );
+    }
+    value
+}
+
+/// `GET /api/v1/containers`: every container the runtimes named, by id.
+pub async fn containers(State(state): State<Arc<AppState>>) -> Response {
+    let names = state.names.current();
+    let list: std::collections::BTreeMap<&String, &ContainerName> =
+        names.iter().map(|(id, name)| (id, &**name)).collect();
+    Json(list).into_response()
 }
 
 /// Query of the other lists.
@@ -182,6 +210,17 @@ pub async fn cgroups(
             .then_with(|| a.path.cmp(&b.path))
     });
     list.truncate(query.limit.unwrap_or(DEFAULT_LIMIT));
+    let names = state.names.current();
+    let list: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|cgroup| {
+            with_container(
+                serde_json::to_value(cgroup).unwrap_or_default(),
+                &names,
+                &cgroup.class,
+            )
+        })
+        .collect();
     Json(list).into_response()
 }
 

@@ -52,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/processes", get(api::processes))
         .route("/api/v1/cgroups", get(api::cgroups))
+        .route("/api/v1/containers", get(api::containers))
         .route("/api/v1/oom-events", get(api::oom_events))
         .route("/api/v1/kills", get(api::kills))
         .route("/api/v1/trends", get(api::trends))

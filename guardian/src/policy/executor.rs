@@ -102,7 +102,7 @@ impl Executor {
             // Filled in off the async workers, with the write.
             user: None,
             cgroup: process.memory_cgroup.clone(),
-            classification: serde_json::to_value(&process.class).unwrap_or(serde_json::Value::Null),
+            classification: classification_record(&process.class, decision.container.as_deref()),
             rss_bytes: process.memory.rss,
             threshold_bytes: decision.threshold,
             reason: decision.reason.clone(),
@@ -283,4 +283,25 @@ fn log_report(report: &KillReport) {
         OutcomeKind::Exited | OutcomeKind::DryRun | OutcomeKind::Vanished => line!(info),
         _ => line!(warn),
     }
+}
+
+/// The classification as the kill log records it: the classifier's fields plus, for a
+/// container the runtime named, `name`, `image` and the pod's name and namespace.
+fn classification_record(
+    class: &crate::classify::Classification,
+    container: Option<&crate::names::ContainerName>,
+) -> serde_json::Value {
+    let mut value = serde_json::to_value(class).unwrap_or(serde_json::Value::Null);
+    if let (Some(fields), Some(container)) = (value.as_object_mut(), container) {
+        let mut put = |key: &str, text: Option<&str>| {
+            if let Some(text) = text {
+                fields.insert(key.to_string(), serde_json::Value::from(text));
+            }
+        };
+        put("name", Some(&container.name));
+        put("image", container.image.as_deref());
+        put("pod_name", container.pod_name.as_deref());
+        put("pod_namespace", container.pod_namespace.as_deref());
+    }
+    value
 }

@@ -62,6 +62,9 @@ pub struct Explanation {
     pub executable: Option<crate::policy::Executable>,
     /// Whether the container classification is confirmed (see the vetting module).
     pub vetted: Vetted,
+    /// What the runtime calls the container (filled in by whoever can ask: `guardian
+    /// explain` asks the runtimes itself).
+    pub container: Option<crate::names::ContainerName>,
     /// A built-in protected name the process carries although its executable is not
     /// that program (or not a root-owned system binary).
     pub impostor: Option<String>,
@@ -169,6 +172,7 @@ impl Policy {
             mem_total_bytes: mem_total,
             executable: self.vetting.executable(process),
             vetted,
+            container: None,
             protected: self.protect.check(process, &self.vetting),
             impostor: builtin_name(process)
                 .filter(|name| !self.vetting.is_program(process, name))
@@ -380,6 +384,19 @@ impl fmt::Display for Explanation {
             )?,
             None => writeln!(f, "  exe      unreadable")?,
         }
+        if let Some(container) = &self.container {
+            let mut text = format!("  container name {:?}", container.name);
+            if let Some(image) = &container.image {
+                text.push_str(&format!(", image {image:?}"));
+            }
+            if let (Some(pod), Some(namespace)) = (&container.pod_name, &container.pod_namespace) {
+                text.push_str(&format!(", pod {namespace}/{pod}"));
+            }
+            if let Some(namespace) = &container.namespace {
+                text.push_str(&format!(", containerd namespace {namespace}"));
+            }
+            writeln!(f, "{text} (from {})", container.source)?;
+        }
         match &self.vetted {
             Vetted::NotNeeded => {}
             Vetted::Confirmed(found) => writeln!(
@@ -387,9 +404,10 @@ impl fmt::Display for Explanation {
                 "  confirmed a container: descends from {} runtime helper {} (pid {})",
                 found.runtime, found.helper_comm, found.helper_pid
             )?,
-            Vetted::KnownToRuntime => {
-                writeln!(f, "  confirmed a container: its runtime knows the id")?
-            }
+            Vetted::KnownToRuntime => writeln!(
+                f,
+                "  confirmed a container: descends from the first process its runtime reported"
+            )?,
             Vetted::Unconfirmed => writeln!(
                 f,
                 "  NOT confirmed a container: no runtime helper among its ancestors and no \

@@ -83,6 +83,9 @@ pub struct Decision {
     pub grace: Duration,
     /// The rule's own dry run (the global one is the executor's).
     pub dry_run: bool,
+    /// What the runtime calls the container, from the name table (the pipeline fills it
+    /// in; the policy does not know names).
+    pub container: Option<std::sync::Arc<crate::names::ContainerName>>,
 }
 
 /// A process a threshold rule has seen above its threshold and is waiting out `sustain`
@@ -282,6 +285,7 @@ impl Policy {
                     action: rule.action,
                     grace: rule.grace,
                     dry_run: rule.dry_run,
+                    container: None,
                 });
             }
         }
@@ -305,6 +309,7 @@ impl Policy {
                     action: rule.action,
                     grace: rule.grace,
                     dry_run: rule.dry_run,
+                    container: None,
                 },
             )
         })
@@ -383,10 +388,11 @@ impl Policy {
         })
     }
 
-    /// Tells the policy which container ids the runtimes know: those are confirmed
-    /// containers whatever their ancestry.
-    pub fn set_known_container_ids(&mut self, ids: HashSet<String>) {
-        self.vetting.set_known_ids(ids);
+    /// Tells the policy the host pid of each container's first process, as the
+    /// runtimes reported it: a process descending from it is confirmed in that
+    /// container whatever its other ancestors.
+    pub fn set_container_pids(&mut self, pids: HashMap<String, i32>) {
+        self.vetting.set_container_pids(pids);
     }
 
     /// The lowest threshold of any threshold rule, in bytes: the kernel reports no RSS

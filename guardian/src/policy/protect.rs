@@ -47,6 +47,7 @@ pub const BUILTIN_COMMS: &[&str] = &[
     "podman",
     "kubelet",
     "lxc-start",
+    "lxc-attach",
     "lxd",
     "incusd",
     "systemd-nspawn",

@@ -692,20 +692,26 @@ fn a_container_needs_a_runtime_helper_among_its_ancestors() {
 }
 
 #[test]
-fn a_container_whose_runtime_knows_the_id_is_confirmed_without_ancestry() {
-    let mut lone = process(50, "hog", "hog", 400);
-    lone.ppid = 1;
-    lone.class = container();
-    let model = model(vec![lone]);
+fn a_container_under_the_first_process_its_runtime_reported_is_confirmed() {
+    let mut init = process(50, "sh", "sh", 10);
+    init.ppid = 1;
+    init.class = container();
+    let mut hog = process(51, "hog", "hog", 400);
+    hog.ppid = 50;
+    hog.class = container();
+    let model = model(vec![init, hog]);
     let exes = ExeRoot::new();
     let mut policy =
         Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");
-    policy.set_known_container_ids(["0123abcd".to_string()].into());
+    policy.set_container_pids([("0123abcd".to_string(), 50)].into());
     assert!(policy.evaluate_at(&model, Instant::now(), None).is_empty());
-    policy.set_known_container_ids(Default::default());
+    let explained = policy.explain(model.process_by_pid(51).expect("in model"), &model);
+    assert_eq!(explained.vetted, Vetted::KnownToRuntime);
+    // A known id alone confirms nothing: the runtime's first process must be an ancestor.
+    policy.set_container_pids([("0123abcd".to_string(), 4_000_000)].into());
     assert_eq!(
         pids(&policy.evaluate_at(&model, Instant::now(), None)),
-        [50]
+        [51]
     );
 }
 

@@ -10,15 +10,17 @@
 //!   nobody else;
 //! - a container (or a runtime's group) counts as one only when confirmed: the process
 //!   or one of its ancestors is a runtime's helper (shim, conmon, LXC monitor,
-//!   systemd-nspawn, Nomad's executor) vetted the same way, or the runtime itself knows
-//!   the container id. An unconfirmed container is a host process to the rules.
+//!   systemd-nspawn, Nomad's executor) vetted the same way, or the container's first
+//!   process as its runtime reports it (a known id alone is not enough: anyone can read
+//!   a real container's id and name a cgroup after it). An unconfirmed container is a
+//!   host process to the rules.
 //!
 //! Answers are cached per process (pid and start time) and per `comm`, so the steady
 //! state costs a hash lookup; entries of processes that left the model are dropped.
 
 use std::{
     borrow::Cow,
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     sync::Mutex,
@@ -46,6 +48,8 @@ pub const RUNTIME_HELPERS: &[(&str, &str)] = &[
     ("conmon", "conmon"),
     // LXC's monitor (Proxmox, plain LXC), LXD's and Incus's.
     ("lxc-start", "lxc"),
+    // What `lxc-attach` runs in a container is its child, not the monitor's.
+    ("lxc-attach", "lxc"),
     ("lxd", "lxd"),
     ("incusd", "incus"),
     ("systemd-nspawn", "systemd-nspawn"),
@@ -93,7 +97,8 @@ pub enum Vetted {
     /// A host process or an unknown layout: nothing to confirm.
     NotNeeded,
     Confirmed(Confirmation),
-    /// The runtime itself knows the container id.
+    /// The runtime reported the container's first process, and this is it or one of
+    /// its descendants.
     KnownToRuntime,
     /// No runtime helper among the process's ancestors: to the rules it is a host
     /// process, whatever its cgroup is called.
@@ -108,8 +113,8 @@ pub(crate) struct Vetting {
     proc_root: PathBuf,
     executables: Mutex<HashMap<ProcessKey, (String, Option<Executable>)>>,
     confirmations: Mutex<HashMap<ProcessKey, Vetted>>,
-    /// Container ids a runtime answered for (from the runtime name lookups).
-    known_ids: HashSet<String>,
+    /// Host pid of each container's first process, as its runtime reported it.
+    container_pids: HashMap<String, i32>,
 }
 
 impl Vetting {
@@ -118,14 +123,14 @@ impl Vetting {
             proc_root: proc_root.into(),
             executables: Mutex::new(HashMap::new()),
             confirmations: Mutex::new(HashMap::new()),
-            known_ids: HashSet::new(),
+            container_pids: HashMap::new(),
         }
     }
 
-    /// Container ids the runtimes know (replaces the previous set).
-    pub(crate) fn set_known_ids(&mut self, ids: HashSet<String>) {
-        if ids != self.known_ids {
-            self.known_ids = ids;
+    /// The runtimes' container first pids (replaces the previous map).
+    pub(crate) fn set_container_pids(&mut self, pids: HashMap<String, i32>) {
+        if pids != self.container_pids {
+            self.container_pids = pids;
             if let Ok(mut confirmations) = self.confirmations.lock() {
                 confirmations.clear();
             }
@@ -189,15 +194,13 @@ impl Vetting {
             Classification::Group { .. } => None,
             Classification::Host { .. } | Classification::Unknown => return Vetted::NotNeeded,
         };
-        if id.is_some_and(|id| self.known_ids.contains(id)) {
-            return Vetted::KnownToRuntime;
-        }
         if let Ok(cache) = self.confirmations.lock()
             && let Some(vetted) = cache.get(&process.key)
         {
             return vetted.clone();
         }
-        let vetted = self.walk(process, model);
+        let init_pid = id.and_then(|id| self.container_pids.get(id)).copied();
+        let vetted = self.walk(process, model, init_pid);
         if vetted != Vetted::Incomplete
             && let Ok(mut cache) = self.confirmations.lock()
         {
@@ -206,9 +209,14 @@ impl Vetting {
         vetted
     }
 
-    fn walk(&self, process: &Process, model: &Model) -> Vetted {
+    /// Walks up from `process`: a runtime helper, or the container's first process as
+    /// its runtime reported it (`init_pid`), confirms it.
+    fn walk(&self, process: &Process, model: &Model, init_pid: Option<i32>) -> Vetted {
         let mut current = process;
         for _ in 0..MAX_ANCESTORS {
+            if init_pid == Some(current.key.pid) {
+                return Vetted::KnownToRuntime;
+            }
             if let Some(runtime) = self.helper_runtime(current) {
                 return Vetted::Confirmed(Confirmation {
                     helper_pid: current.key.pid,

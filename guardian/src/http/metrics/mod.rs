@@ -4,6 +4,7 @@
 //! format when the scraper prefers `text/plain`.
 
 mod cgroups;
+mod containers;
 mod exposition;
 mod families;
 mod host;
@@ -87,6 +88,7 @@ impl Collector for StateCollector {
         host::encode(model, &mut encoder)?;
         let cgroups = cgroups::select(model, config.metrics.max_cgroups);
         cgroups::encode(&cgroups, &mut encoder)?;
+        containers::encode(&cgroups, &state.names, &mut encoder)?;
 
         let tracked_rows: Vec<TrackedRow<'_>> = snapshot
             .tracked
