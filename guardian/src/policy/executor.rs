@@ -108,16 +108,8 @@ impl Executor {
             reason: decision.reason.clone(),
             signals,
         };
-        let intent_seq = self
-            .write(move |log| {
-                let mut intent = intent;
-                intent.user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|user| user.name);
-                log.write_intent(&intent)
-            })
-            .await
+        let (intent, written) = self.write_intent(intent).await;
+        let intent_seq = written
             .inspect_err(|error| {
                 tracing::error!(
                     target: "guardian::kill",
@@ -153,7 +145,7 @@ impl Executor {
         };
         let report = report(
             &decision,
-            dry_run,
+            intent,
             result,
             intent_seq,
             outcome_seq,
@@ -179,7 +171,7 @@ impl Executor {
             start_ticks: decision.process.key.start_ticks,
             outcome: result.outcome,
             signals_sent: result.signals_sent.clone(),
-            time_to_exit_s: result.time_to_exit.map(|d| d.as_secs_f64()),
+            time_to_exit_s: result.time_to_exit_s(),
             detail: result.detail.clone(),
         };
         match self.write(move |log| log.write_outcome(&outcome)).await {
@@ -195,6 +187,31 @@ impl Executor {
                 (None, true)
             }
         }
+    }
+
+    /// Looks up the user name and writes the intent (fsynced), off the async workers;
+    /// hands the intent back with the write's result.
+    async fn write_intent(&self, mut intent: Intent) -> (Intent, Result<u64, String>) {
+        let log = Arc::clone(&self.kill_log);
+        let unwritten = intent.clone();
+        tokio::task::spawn_blocking(move || {
+            intent.user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(intent.uid))
+                .ok()
+                .flatten()
+                .map(|user| user.name);
+            let written = match log.lock() {
+                Ok(mut log) => log.write_intent(&intent).map_err(|error| error.to_string()),
+                Err(_) => Err("the kill log lock is poisoned".to_string()),
+            };
+            (intent, written)
+        })
+        .await
+        .unwrap_or_else(|error| {
+            (
+                unwritten,
+                Err(format!("kill log writer task failed: {error}")),
+            )
+        })
     }
 
     /// Runs one kill-log write (which fsyncs) off the async workers.
@@ -214,16 +231,18 @@ impl Executor {
     }
 }
 
+/// The report of a decision: its intent (command line redacted as the API shows it)
+/// and how it ended.
 fn report(
     decision: &Decision,
-    dry_run: bool,
+    mut intent: Intent,
     result: killer::KillResult,
     intent_seq: Option<u64>,
     outcome_seq: Option<u64>,
     outcome_write_failed: bool,
 ) -> KillReport {
-    let process = &decision.process;
     let now = time::OffsetDateTime::now_utc();
+    intent.cmdline = audit::redact_cmdline(&decision.process.cmdline.join(" "));
     KillReport {
         time: now
             .format(&time::format_description::well_known::Rfc3339)
@@ -231,55 +250,42 @@ fn report(
         unix_time: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
-        rule: decision.rule.clone(),
         kind: decision.kind,
-        dry_run,
-        pid: process.key.pid,
-        start_ticks: process.key.start_ticks,
-        comm: process.comm.clone(),
-        cmdline: audit::redact_cmdline(&process.cmdline.join(" ")),
-        uid: process.uid,
-        cgroup: process.memory_cgroup.clone(),
-        classification: process.class.clone(),
-        rss_bytes: process.memory.rss,
-        threshold_bytes: decision.threshold,
-        reason: decision.reason.clone(),
-        outcome: result.outcome,
-        signals_sent: result.signals_sent,
-        time_to_exit_s: result.time_to_exit.map(|d| d.as_secs_f64()),
+        intent,
+        result,
         intent_seq,
         intent_logged: intent_seq.is_some(),
         outcome_seq,
         outcome_write_failed,
-        detail: result.detail,
     }
 }
 
 /// The one structured line per decision, for journald and log shippers.
 fn log_report(report: &KillReport) {
+    let (intent, result) = (&report.intent, &report.result);
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
                 target: "guardian::kill",
-                rule = %report.rule,
-                pid = report.pid,
-                start_ticks = report.start_ticks,
-                comm = %report.comm,
-                cmdline = %report.cmdline,
-                rss_bytes = report.rss_bytes,
-                threshold_bytes = report.threshold_bytes,
+                rule = %intent.rule,
+                pid = intent.pid,
+                start_ticks = intent.start_ticks,
+                comm = %intent.comm,
+                cmdline = %intent.cmdline,
+                rss_bytes = intent.rss_bytes,
+                threshold_bytes = intent.threshold_bytes,
                 outcome = report.outcome_name(),
-                signals = ?report.signals_sent,
-                time_to_exit_s = report.time_to_exit_s,
-                dry_run = report.dry_run,
+                signals = ?result.signals_sent,
+                time_to_exit_s = result.time_to_exit_s(),
+                dry_run = intent.dry_run,
                 intent_seq = report.intent_seq,
-                detail = report.detail.as_deref(),
+                detail = result.detail.as_deref(),
                 "kill decision: {}",
-                report.reason
+                intent.reason
             )
         };
     }
-    match report.outcome {
+    match report.outcome() {
         OutcomeKind::Exited | OutcomeKind::DryRun | OutcomeKind::Vanished => line!(info),
         _ => line!(warn),
     }

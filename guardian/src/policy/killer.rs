@@ -17,23 +17,39 @@ use nix::errno::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 use tokio::io::unix::AsyncFd;
 
+use serde::Serialize;
+
 use crate::{audit::OutcomeKind, config::KillAction, model::ProcessKey, sources::kernfs};
 
 /// How long the killer waits for the exit after SIGKILL before it reports `survived`
 /// (tearing down many GiB takes a moment; a process stuck in the kernel takes longer).
 pub const KILL_CONFIRM: Duration = Duration::from_secs(10);
 
-/// What a kill attempt came to.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct KillResult {
+/// What a kill attempt came to (the outcome record's fields, and the report's).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KillResult {
     pub outcome: OutcomeKind,
     pub signals_sent: Vec<String>,
     /// From the first signal to the exit.
+    #[serde(rename = "time_to_exit_s", serialize_with = "seconds")]
     pub time_to_exit: Option<Duration>,
     pub detail: Option<String>,
 }
 
+/// A duration as seconds, the way the kill log writes `time_to_exit_s`.
+fn seconds<S: serde::Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    value.map(|d| d.as_secs_f64()).serialize(serializer)
+}
+
 impl KillResult {
+    /// Seconds from the first signal to the exit.
+    pub fn time_to_exit_s(&self) -> Option<f64> {
+        self.time_to_exit.map(|d| d.as_secs_f64())
+    }
+
     fn not_signalled(outcome: OutcomeKind, detail: String) -> Self {
         KillResult {
             outcome,

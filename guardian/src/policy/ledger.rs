@@ -59,9 +59,9 @@ impl Ledger {
         }
         *self
             .counts
-            .entry((report.rule.clone(), report.outcome_name().to_string()))
+            .entry((report.rule().to_string(), report.outcome_name().to_string()))
             .or_default() += 1;
-        if report.outcome == crate::audit::OutcomeKind::Exited {
+        if report.outcome() == crate::audit::OutcomeKind::Exited {
             self.last_kill = Some(report.clone());
         }
         if self.recent.len() == LEDGER_HISTORY {

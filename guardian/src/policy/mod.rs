@@ -33,7 +33,7 @@ use crate::{
 
 pub use executor::Executor;
 pub use explain::{Explanation, RuleVerdict};
-pub use killer::KILL_CONFIRM;
+pub use killer::{KILL_CONFIRM, KillResult};
 pub use ledger::{Ledger, OutcomeCount};
 pub use orphan::{Adopter, SUBREAPERS};
 pub use protect::{BUILTIN_COMMS, Protected};

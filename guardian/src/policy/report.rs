@@ -1,46 +1,48 @@
-//! What became of one decision: for the API, the metrics, the ledger and the caller.
+//! What became of one decision, for the API, the metrics, the ledger and the caller:
+//! the intent as the kill log has it (command line redacted) and the kill's result,
+//! each kept once rather than copied field by field.
 
 use serde::Serialize;
 
-use crate::{audit::OutcomeKind, classify::Classification};
+use crate::audit::{Intent, OutcomeKind};
 
-use super::RuleKind;
+use super::{RuleKind, killer::KillResult};
 
-/// What became of one decision: for the API, the metrics and the caller.
+/// One executed decision. Serialized flat: the intent's fields, the result's, then the
+/// kill log bookkeeping.
 #[derive(Clone, Debug, Serialize)]
 pub struct KillReport {
     /// RFC 3339 UTC time the decision was executed.
     pub time: String,
     pub unix_time: f64,
-    pub rule: String,
     pub kind: RuleKind,
-    /// True when nothing was signalled because of a dry run (global or the rule's).
-    pub dry_run: bool,
-    pub pid: i32,
-    pub start_ticks: u64,
-    pub comm: String,
-    /// Redacted.
-    pub cmdline: String,
-    pub uid: u32,
-    pub cgroup: Option<String>,
-    pub classification: Classification,
-    pub rss_bytes: u64,
-    pub threshold_bytes: Option<u64>,
-    pub reason: String,
-    pub outcome: OutcomeKind,
-    pub signals_sent: Vec<String>,
-    pub time_to_exit_s: Option<f64>,
+    /// What was decided, as written to the kill log (`cmdline` redacted and joined by
+    /// spaces here).
+    #[serde(flatten)]
+    pub intent: Intent,
+    /// How it ended.
+    #[serde(flatten)]
+    pub result: KillResult,
     /// Sequence number of the intent record, when it was written.
     pub intent_seq: Option<u64>,
     pub intent_logged: bool,
     pub outcome_seq: Option<u64>,
     pub outcome_write_failed: bool,
-    pub detail: Option<String>,
 }
 
 impl KillReport {
+    /// The rule that decided.
+    pub fn rule(&self) -> &str {
+        &self.intent.rule
+    }
+
+    /// How the decision ended.
+    pub fn outcome(&self) -> OutcomeKind {
+        self.result.outcome
+    }
+
     /// The outcome as the kill log and the metrics spell it ("exited", "dry-run").
     pub fn outcome_name(&self) -> &'static str {
-        self.outcome.as_str()
+        self.result.outcome.as_str()
     }
 }

@@ -91,11 +91,11 @@ async fn intent_is_logged_before_the_kill_and_the_outcome_after() {
     let report = executor
         .execute(decision(&hog, &m, ticks, KillAction::Term))
         .await;
-    assert_eq!(report.outcome, OutcomeKind::Exited, "{report:?}");
-    assert_eq!(report.signals_sent, ["SIGTERM", "SIGKILL"]);
+    assert_eq!(report.outcome(), OutcomeKind::Exited, "{report:?}");
+    assert_eq!(report.result.signals_sent, ["SIGTERM", "SIGKILL"]);
     eprintln!(
         "SIGTERM ignored, SIGKILL after 1 s grace: exit confirmed {:.3} s after SIGTERM",
-        report.time_to_exit_s.unwrap_or_default()
+        report.result.time_to_exit_s().unwrap_or_default()
     );
     let _ = hog.child.wait();
     assert_eq!(hog.exit_signal(), Some(libc::SIGKILL));
@@ -108,7 +108,10 @@ async fn intent_is_logged_before_the_kill_and_the_outcome_after() {
     assert_eq!(records[1]["outcome"], "exited");
     let ledger = executor.ledger();
     assert_eq!(ledger.decisions_total, 1);
-    assert_eq!(ledger.last_kill.as_ref().map(|k| k.pid), Some(hog.pid()));
+    assert_eq!(
+        ledger.last_kill.as_ref().map(|k| k.intent.pid),
+        Some(hog.pid())
+    );
 }
 
 #[tokio::test]
@@ -123,8 +126,8 @@ async fn a_reused_pid_is_not_signalled() {
     let report = executor
         .execute(decision(&hog, &m, stale, KillAction::Kill))
         .await;
-    assert_eq!(report.outcome, OutcomeKind::Vanished, "{report:?}");
-    assert!(report.signals_sent.is_empty());
+    assert_eq!(report.outcome(), OutcomeKind::Vanished, "{report:?}");
+    assert!(report.result.signals_sent.is_empty());
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !hog.has_exited(),
@@ -180,7 +183,7 @@ async fn no_intent_no_kill() {
     let report = executor
         .execute(decision(&hog, &m, start_ticks(hog.pid()), KillAction::Kill))
         .await;
-    assert_eq!(report.outcome, OutcomeKind::NotLogged, "{report:?}");
+    assert_eq!(report.outcome(), OutcomeKind::NotLogged, "{report:?}");
     assert!(!report.intent_logged);
     std::thread::sleep(Duration::from_millis(500));
     assert!(!hog.has_exited(), "killed without an intent record");

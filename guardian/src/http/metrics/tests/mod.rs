@@ -13,11 +13,11 @@ use super::{
     render,
 };
 use crate::{
-    audit::OutcomeKind,
+    audit::{Intent, OutcomeKind},
     classify::{Classification, Runtime},
     config::Config,
     model::{Cgroup, CgroupStats, Limit, MemoryUsage, Pressure, Process, ProcessKey},
-    policy::{KillReport, Policy, RuleKind},
+    policy::{KillReport, KillResult, Policy, RuleKind},
     snapshot::{AppState, SourceKind, SourceStatus},
     trends::{LimitKind, Subject, TrendReport, Verdict},
 };
