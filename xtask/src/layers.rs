@@ -25,12 +25,13 @@ use syn::visit::Visit;
 /// model to policy and trends, and out through the published snapshot to the outputs.
 /// `config` (settings) and `classify` (host vs container, from cgroup paths) are the
 /// vocabulary below the model; the kill log (`audit`) sits below policy because policy
-/// writes each intent to it before any signal.
+/// writes each intent to it before any signal. `names` (container names from the
+/// runtimes' sockets) reads the outside world beside the sources.
 const LAYERS: &[&[&str]] = &[
     &["config"],
     &["classify"],
     &["model"],
-    &["sources"],
+    &["sources", "names"],
     &["audit"],
     &["policy", "trends"],
     &["snapshot"],
