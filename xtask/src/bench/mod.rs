@@ -12,6 +12,7 @@ mod kernel_btf;
 mod kill_latency;
 mod null_probe;
 mod oom_latency;
+mod parse;
 mod report;
 mod scan;
 mod sleepers;
@@ -33,8 +34,8 @@ pub struct Binaries {
 /// Which benchmarks run, and how often.
 #[derive(Clone, Debug, clap::Parser)]
 pub struct Options {
-    /// Only these benchmarks (comma-separated): storm, scan, oom, kill, extra.
-    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "oom", "kill", "extra"].map(String::from))]
+    /// Only these benchmarks (comma-separated): storm, scan, parse, oom, kill, extra.
+    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "parse", "oom", "kill", "extra"].map(String::from))]
     pub only: Vec<String>,
     /// Page-fault storm rounds (each runs every arm once, order alternating).
     #[arg(long, default_value_t = 9)]
@@ -95,6 +96,7 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
     timed("scan", &mut || {
         scan::run(&bins, &options.processes, options.pairs)
     });
+    timed("parse", &mut || parse::run(root, options.debug));
     timed("oom", &mut || oom_latency::run(&bins, options.runs));
     timed("kill", &mut || kill_latency::run(&bins, options.runs));
     println!(
