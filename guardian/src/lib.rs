@@ -1,9 +1,11 @@
 //! guardian: a memory guardian for Linux hosts.
 //!
-//! The layout follows the data: `sources` (eBPF, /proc, cgroups) fill the `model`;
-//! `classify` tells hosts from containers; `policy` and `trends` read the model;
-//! `audit`, `http` (metrics and JSON API) and the daemon's logs are the outputs.
-//! `daemon` wires them together; `cli` is the command line.
+//! The layout follows the data: `sources` (eBPF, /proc, cgroups; their text parsers in
+//! `sources::kernfs`) and `names` fill the `model`; `classify` tells hosts from
+//! containers; `policy` and `trends` read the model; the daemon's pipeline publishes
+//! one immutable `snapshot` per tick, which `http` (metrics and JSON API) reads;
+//! `audit` is the kill log; `daemon` wires them together; `cli` is the command line.
+//! Imports only point down these layers (`cargo xtask layers` checks it).
 
 pub mod audit;
 pub mod classify;

@@ -6,20 +6,15 @@
 //! process even if the pid is reused meanwhile. A process that exits mid-read is
 //! normal and yields `None`, never an error.
 //!
-//! Cost (measured on the project's 2-core VM, where one open+read+close of a /proc file
-//! costs 2.5 to 12 us): `stat` about 7.7 us, `status` 12, `statm` 5, `cgroup` 7,
-//! `cmdline` 4. A steady-state scan ([`ProcReader::scan`])
-//! therefore reads only `stat` for a process it already knows (its RSS is there), and
-//! `status` only when the RSS moved enough for the anon/file/shmem split to be worth
-//! re-reading. That `stat` is a file kept open from one scan to the next and read again
-//! with `pread` (4.2 us; it is pinned to its process, so a reused pid reads as gone,
-//! never as the new process; `held` says what it costs in kernel memory and how many
-//! are kept). At 10,600 processes here a scan costs 6.8 us of CPU per process (10.3
-//! without held files), and the daemon's scan about 8 us in `cargo xtask bench`, below its
-//! floor of 9.5 (list /proc, open and read each `stat`, nothing else). Parsing is
-//! hand-rolled on bytes rather than the `procfs` crate: its `Process::new(pid)?.stat()`
-//! measured 11.2 us per process against 8.6 for the same read and parse here, and its
-//! `status()` builds a map of every line (stat + status 35 us against 20).
+//! Reading a /proc file costs far more than parsing it, and `stat` is the cheapest
+//! file that holds the RSS, so a steady-state scan ([`ProcReader::scan`]) reads only
+//! `stat` for a process it already knows, and `status` only when the RSS moved enough
+//! for the anon/file/shmem split to be worth re-reading. That `stat` is a file kept open
+//! from one scan to the next and read again with `pread` (pinned to its process, so a
+//! reused pid reads as gone, never as the new process; `held` says what it costs in
+//! kernel memory and how many are kept). The text is parsed by `sources::kernfs`, which
+//! `cargo xtask bench --only parse` measures beside the `procfs` crate's parsers; the
+//! scan's own cost is the `scan` benchmark (figures in the README).
 
 mod held;
 mod io;
