@@ -15,7 +15,6 @@ use prometheus_client::metrics::{
     family::Family,
     histogram::{Histogram, exponential_buckets},
 };
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::{
@@ -26,37 +25,7 @@ use crate::{
     trends::TrendReport,
 };
 
-/// Which source feeds the model, and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Ebpf,
-    Procfs,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Ebpf => "ebpf",
-            SourceKind::Procfs => "procfs",
-        }
-    }
-}
-
-/// The source in use and its health.
-#[derive(Clone, Debug, Serialize)]
-pub struct SourceStatus {
-    pub source: SourceKind,
-    /// What the config or flag asked for ("auto", "ebpf", "procfs").
-    pub requested: String,
-    /// Why eBPF is not in use when auto fell back to procfs.
-    pub fallback_reason: Option<String>,
-    /// The cgroup layout detected at start ("v1", "v2", "hybrid").
-    pub cgroup_layout: String,
-    pub memory_hierarchy: String,
-    /// How every process is refreshed each tick: "task-iterator" (eBPF) or "procfs".
-    pub refresh: String,
-}
+pub use crate::sources::{SourceKind, SourceStatus};
 
 /// Counters and histograms the pipeline updates and `/metrics` exports. They count
 /// since start rather than describe one tick, so they live beside the snapshot (atomic,

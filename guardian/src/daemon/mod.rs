@@ -1,10 +1,8 @@
 //! The daemon: wires sources, model, policy, trends and outputs together, and handles
 //! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config).
 
-mod events;
 pub mod notify;
 mod pipeline;
-mod source;
 
 use std::{
     path::PathBuf,
@@ -22,13 +20,14 @@ use crate::{
     config::{Config, ConfigError},
     policy::Executor,
     snapshot::AppState,
+    sources::{self, events},
 };
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
-    Source(#[from] source::SourceError),
+    Source(#[from] crate::sources::SourceError),
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
     #[error(transparent)]
@@ -67,7 +66,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         config.daemon.dry_run,
         "/proc".into(),
     ));
-    let started = source::start(&config)?;
+    let started = sources::start(&config)?;
+    let kind = started.status.source;
     let state = Arc::new(AppState::new(config.clone(), started.status.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http_stop = stop_rx.clone();
@@ -84,18 +84,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         stop_rx.clone(),
     ));
     let (event_tx, event_rx) = mpsc::channel(events::CHANNEL_CAPACITY);
-    let mut ebpf = started.ebpf;
-    source::spawn_reader(
-        ebpf.as_mut(),
-        event_tx,
-        state.telemetry.events_lost_user.clone(),
-    )?;
-    let mut pipeline = pipeline::Pipeline::new(state.clone(), started.kind, executor, ebpf)?;
+    let mut source = started.source;
+    source.spawn_reader(event_tx, state.telemetry.events_lost_user.clone())?;
+    let mut pipeline = pipeline::Pipeline::new(state.clone(), source, executor)?;
     // Before READY=1: systemd may send SIGHUP (reload) or SIGTERM as soon as it has it.
     let signals = Signals::install()?;
     pipeline.full_tick().await;
     tracing::info!(
-        source = started.kind.as_str(),
+        source = kind.as_str(),
         processes = state.snapshot().model.process_count(),
         "ready"
     );
@@ -110,9 +106,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
     let _ = stop_tx.send(true);
     // Detach the programs before anything else.
-    if let Some(handle) = pipeline.take_ebpf() {
-        source::detach(handle);
-    }
+    pipeline.detach_source();
     pipeline.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     names.abort();
@@ -163,7 +157,7 @@ async fn main_loop(
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
             _ = tick.tick() => {
-                events::note_kernel_drops(pipeline.state(), pipeline.ebpf());
+                pipeline.note_kernel_drops();
                 pipeline.tick().await;
                 notify::status(&status_line(pipeline.state()));
             }

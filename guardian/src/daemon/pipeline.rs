@@ -7,19 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{events, source::EbpfHandle};
 use crate::{
     config::Config,
     model::Model,
     policy::{Executor, Policy, PolicyError, RuleThreshold, Tracked},
-    snapshot::{AppState, Snapshot, SourceKind, SourceStatus},
-    sources::{
-        KernelEvent, Sighting,
-        cgroup::{CgroupReader, OomWatch},
-        kmsg::KmsgReader,
-        oom_join::OomJoin,
-        procfs::{ProcReader, ScanReport},
-    },
+    snapshot::{AppState, Snapshot, SourceStatus},
+    sources::{KernelEvent, Source},
     trends::{TrendBook, TrendReport, Verdict},
 };
 
@@ -30,10 +23,6 @@ const EVENT_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 /// Why the pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("/proc: {0}")]
-    Proc(#[from] crate::sources::procfs::ProcError),
-    #[error("cgroups: {0}")]
-    Cgroup(#[from] crate::sources::cgroup::CgroupError),
     #[error("kill policy: {0}")]
     Policy(#[from] PolicyError),
 }
@@ -41,7 +30,8 @@ pub enum PipelineError {
 /// The daemon's working set, owned by the main loop.
 pub struct Pipeline {
     state: Arc<AppState>,
-    kind: SourceKind,
+    /// Where the model's data comes from (eBPF or /proc and cgroups).
+    source: Box<dyn Source>,
     config: Arc<Config>,
     status: Arc<SourceStatus>,
     /// The model this pipeline owns; published snapshots share it (copy on write).
@@ -52,22 +42,11 @@ pub struct Pipeline {
     /// When the model last took fresh data; `None` until the first scan.
     updated: Option<Instant>,
     last_publish: Instant,
-    proc: ProcReader,
-    cgroups: CgroupReader,
-    oom_watch: OomWatch,
-    /// procfs mode: the kernel log, for the victims of the OOM kills counters count.
-    kmsg: Option<KmsgReader>,
-    oom_join: OomJoin,
     policy: Policy,
     trends: TrendBook,
     executor: Arc<Executor>,
     kills: tokio::task::JoinSet<()>,
     last_full_scan: Instant,
-    /// The loaded programs in eBPF mode: their task iterator refreshes every process
-    /// each tick in one read.
-    ebpf: Option<EbpfHandle>,
-    /// The last task snapshot (reused between ticks).
-    sightings: Vec<Sighting>,
     /// The name table's generation the policy last learned container pids from.
     names_generation: u64,
 }
@@ -75,29 +54,16 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(
         state: Arc<AppState>,
-        kind: SourceKind,
+        source: Box<dyn Source>,
         executor: Arc<Executor>,
-        ebpf: Option<EbpfHandle>,
     ) -> Result<Pipeline, PipelineError> {
         let published = state.snapshot();
         let config = Arc::clone(&published.config);
-        let proc = ProcReader::new("/proc")?;
-        let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
-        let oom_watch = OomWatch::new(cgroups.hierarchy());
-        let kmsg = (kind == SourceKind::Procfs)
-            .then(|| KmsgReader::open(std::path::Path::new("/dev/kmsg")))
-            .and_then(|opened| {
-                opened
-                    .inspect_err(
-                        |error| tracing::warn!(%error, "OOM victims unknown in procfs mode"),
-                    )
-                    .ok()
-            });
         Ok(Pipeline {
             trends: TrendBook::new(&config.trends),
             policy: Policy::new(&config, std::process::id() as i32)?,
             state,
-            kind,
+            source,
             config,
             status: Arc::clone(&published.status),
             model: Arc::clone(&published.model),
@@ -106,28 +72,24 @@ impl Pipeline {
             reports: Arc::clone(&published.trends),
             updated: None,
             last_publish: Instant::now(),
-            proc,
-            cgroups,
-            oom_watch,
-            kmsg,
-            oom_join: OomJoin::default(),
             executor,
             kills: tokio::task::JoinSet::new(),
             last_full_scan: Instant::now(),
-            ebpf,
-            sightings: Vec::new(),
             names_generation: 0,
         })
     }
 
-    /// The loaded programs, for their kernel-side counters.
-    pub fn ebpf(&self) -> Option<&EbpfHandle> {
-        self.ebpf.as_ref()
+    /// Copies the kernel-side drop count into telemetry.
+    pub fn note_kernel_drops(&self) {
+        self.state.telemetry.events_lost_kernel.store(
+            self.source.kernel_dropped(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
-    /// Hands the programs back for detaching at shutdown.
-    pub fn take_ebpf(&mut self) -> Option<EbpfHandle> {
-        self.ebpf.take()
+    /// Detaches what the source attached to the kernel (first thing at shutdown).
+    pub fn detach_source(&mut self) {
+        self.source.detach();
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -177,12 +139,8 @@ impl Pipeline {
 
     /// Tells the kernel the lowest rule threshold: RSS steps below it need no record.
     fn update_report_floor(&mut self) {
-        let Some(ebpf) = self.ebpf.as_mut() else {
-            return;
-        };
-        let total = self.model.host.total;
-        let floor = self.policy.lowest_threshold(total);
-        match ebpf.set_report_floor(floor, self.proc.page_size()) {
+        let floor = self.policy.lowest_threshold(self.model.host.total);
+        match self.source.set_report_floor(floor) {
             Ok(()) => tracing::debug!(?floor, "kernel RSS report floor set"),
             Err(error) => tracing::warn!(%error, "cannot set the kernel RSS report floor"),
         }
@@ -192,9 +150,10 @@ impl Pipeline {
     /// each tick; without it, /proc is rescanned only every `ebpf_rescan_interval` and
     /// events keep processes current in between.
     pub async fn tick(&mut self) {
-        let full = self.kind == SourceKind::Procfs
-            || self.snapshots_available()
-            || self.last_full_scan.elapsed() >= self.config.daemon.ebpf_rescan_interval.0;
+        let full = self.source.full_refresh_due(
+            self.last_full_scan.elapsed(),
+            self.config.daemon.ebpf_rescan_interval.0,
+        );
         self.refresh(full);
         self.observe_trends();
         self.act();
@@ -214,7 +173,7 @@ impl Pipeline {
         let model = Arc::make_mut(&mut self.model);
         let total = model.host.total;
         for event in batch.drain(..) {
-            let touched = events::apply(model, &self.proc, &self.cgroups, event);
+            let touched = self.source.apply(model, event);
             over_threshold |= touched
                 .and_then(|pid| model.process_by_pid(pid))
                 .is_some_and(|process| self.policy.might_be_due(process, total));
@@ -284,40 +243,12 @@ impl Pipeline {
         .await;
     }
 
-    fn snapshots_available(&self) -> bool {
-        self.ebpf.as_ref().is_some_and(EbpfHandle::has_snapshots)
-    }
-
-    /// Every process, from the task iterator when it answers, else from /proc.
-    fn scan(&mut self) -> Option<ScanReport> {
-        if let Some(ebpf) = self.ebpf.as_mut().filter(|ebpf| ebpf.has_snapshots()) {
-            match ebpf.snapshot_tasks(
-                self.proc.clock_ticks(),
-                self.proc.page_size(),
-                &mut self.sightings,
-            ) {
-                Ok(()) => return Some(self.proc.merge(&self.model, &self.sightings)),
-                Err(error) => {
-                    tracing::warn!(%error, "task snapshot failed; reading /proc this time")
-                }
-            }
-        }
-        Some(self.proc.scan(&self.model))
-    }
-
     fn refresh(&mut self, full: bool) {
         let started = Instant::now();
-        let scan = full.then(|| self.scan());
-        let cgroups = match self.cgroups.read_all() {
-            Ok(cgroups) => Some(cgroups),
-            Err(error) => {
-                tracing::warn!(%error, "cgroup read failed; keeping the previous cgroup view");
-                None
-            }
-        };
-        let host = self.proc.host_memory();
+        let scan = full.then(|| self.source.scan(&self.model));
+        let host = self.source.proc().host_memory();
         let model = Arc::make_mut(&mut self.model);
-        if let Some(Some(report)) = scan {
+        if let Some(report) = scan {
             self.state
                 .telemetry
                 .vanished_total
@@ -337,29 +268,7 @@ impl Pipeline {
             Ok(host) => model.host = host,
             Err(error) => tracing::warn!(%error, "cannot read host memory"),
         }
-        if let Some(cgroups) = cgroups {
-            let changes = self.oom_watch.update(&cgroups);
-            model.replace_cgroups(cgroups);
-            if self.kind == SourceKind::Procfs {
-                // Read after the counters: the kernel counts a kill before it logs it.
-                let victims = self
-                    .kmsg
-                    .as_mut()
-                    .map(KmsgReader::drain)
-                    .unwrap_or_default();
-                for event in self.oom_join.join(changes, victims, self.kmsg.is_some()) {
-                    tracing::warn!(
-                        cgroup = event.cgroup.as_deref().unwrap_or(""),
-                        scope = event.scope.as_str(),
-                        pid = event.pid,
-                        comm = event.comm.as_deref(),
-                        origin = ?event.origin,
-                        "OOM kill"
-                    );
-                    model.record_oom(event);
-                }
-            }
-        }
+        self.source.refresh_cgroups(model);
         self.state.telemetry.scans_total.inc();
         self.state
             .telemetry

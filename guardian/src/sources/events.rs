@@ -2,14 +2,10 @@
 //! process (a new pid is read from /proc in full), exits remove it, OOM victims are
 //! recorded with their cgroup and scope.
 
-use std::sync::atomic::Ordering;
-
 use guardian_ebpf::{MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES};
 
-use super::source::EbpfHandle;
 use crate::{
     model::{Limit, Model, OomEvent, OomOrigin, OomScope, ProcessKey},
-    snapshot::AppState,
     sources::{KernelEvent, cgroup::CgroupReader, procfs::ProcReader},
 };
 
@@ -17,16 +13,6 @@ use crate::{
 pub const CHANNEL_CAPACITY: usize = 65_536;
 /// Events applied per pipeline wake-up.
 pub const BATCH: usize = 4096;
-
-/// Copies the kernel-side drop count into telemetry.
-pub fn note_kernel_drops(state: &AppState, ebpf: Option<&EbpfHandle>) {
-    if let Some(handle) = ebpf {
-        state
-            .telemetry
-            .events_lost_kernel
-            .store(handle.kernel_dropped(), Ordering::Relaxed);
-    }
-}
 
 /// Applies one event; returns the pid whose memory changed, if any.
 pub fn apply(

@@ -1,0 +1,73 @@
+//! Source selection: eBPF when asked for or when auto finds it loads, else /proc and
+//! cgroups, with the reason recorded for logs, `/api/v1/status` and metrics.
+
+use crate::{
+    config::{Config, SourceChoice},
+    sources::{
+        Source,
+        cgroup::CgroupReader,
+        feed::{KernelSource, ProcfsSource},
+        handle::{EbpfHandle, SourceError, SourceKind, SourceStatus},
+        procfs::ProcReader,
+    },
+};
+
+/// What [`start`] chose.
+pub struct Started {
+    pub status: SourceStatus,
+    pub source: Box<dyn Source>,
+}
+
+/// Picks and starts the source the config asks for.
+pub fn start(config: &Config) -> Result<Started, SourceError> {
+    let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
+    let proc = ProcReader::new("/proc")?;
+    let choice = config.daemon.source;
+    let (ebpf, fallback_reason) = match choice {
+        SourceChoice::Procfs => (None, None),
+        SourceChoice::Ebpf | SourceChoice::Auto => match load_ebpf() {
+            Ok(handle) => (Some(handle), None),
+            Err(reason) if choice == SourceChoice::Ebpf => {
+                return Err(SourceError::EbpfRequired { reason });
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "eBPF unavailable; falling back to /proc and cgroup scanning");
+                (None, Some(reason))
+            }
+        },
+    };
+    let kind = if ebpf.is_some() {
+        SourceKind::Ebpf
+    } else {
+        SourceKind::Procfs
+    };
+    let status = SourceStatus {
+        source: kind,
+        requested: format!("{choice:?}").to_lowercase(),
+        fallback_reason,
+        cgroup_layout: format!("{:?}", cgroups.layout()).to_lowercase(),
+        memory_hierarchy: cgroups.memory_root().display().to_string(),
+        refresh: if ebpf.as_ref().is_some_and(EbpfHandle::has_snapshots) {
+            "task-iterator"
+        } else {
+            "procfs"
+        }
+        .to_string(),
+    };
+    tracing::info!(source = kind.as_str(), layout = %status.cgroup_layout, "memory source selected");
+    let source: Box<dyn Source> = match ebpf {
+        Some(handle) => Box::new(KernelSource::new(handle, proc, cgroups)),
+        None => Box::new(ProcfsSource::new(proc, cgroups)),
+    };
+    Ok(Started { status, source })
+}
+
+#[cfg(feature = "ebpf")]
+fn load_ebpf() -> Result<EbpfHandle, String> {
+    crate::sources::ebpf::EbpfSource::load(std::process::id()).map_err(|error| error.to_string())
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn load_ebpf() -> Result<EbpfHandle, String> {
+    Err("this guardian was built without the ebpf feature".to_string())
+}
