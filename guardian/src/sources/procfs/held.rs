@@ -1,14 +1,14 @@
 //! `/proc/PID/stat` files kept open across scans, one per known process.
 //!
 //! Reading a held file again (`pread` at offset 0) costs about half of opening, reading
-//! and closing it (4.2 against 7.7 us per process here), and it cannot be confused by a
+//! and closing it, and it cannot be confused by a
 //! reused pid: the file is pinned to the process it was opened for, and reads fail with
 //! ESRCH once that process is reaped. The price is one descriptor and 4.4 KiB of kernel
 //! memory per held file, charged to our memory cgroup: 0.4 KiB for the open file and
-//! 4 KiB for the seq_file page allocated on its first read (measured: 44 MB for 10,000
-//! files). Hence the limits: files are held only while scans come often (the procfs
-//! source's 1 s, not the eBPF source's 10 s rescans, where they would save 0.3 % of a
-//! core for that memory), and at most [`HELD_MAX`] of them, within the open-file limit.
+//! 4 KiB for the seq_file page allocated on its first read (figures in the README's
+//! "Open files"). Hence the limits: files are held only while scans come often (the procfs
+//! source's 1 s, not the eBPF source's 10 s rescans, where they would save little CPU
+//! for that memory), and at most [`HELD_MAX`] of them, within the open-file limit.
 //! Past those, or when the process runs out of descriptors, the remaining processes are
 //! read the old way (open, read, close), never skipped.
 
