@@ -93,9 +93,11 @@ impl Pipeline {
                     )
                     .ok()
             });
+        let mut policy = Policy::new(&config, std::process::id() as i32)?;
+        policy.set_cgroup_root(cgroups.memory_root().to_path_buf());
         Ok(Pipeline {
             trends: TrendBook::new(&config.trends),
-            policy: Policy::new(&config, std::process::id() as i32)?,
+            policy,
             state,
             kind,
             config,
