@@ -140,6 +140,12 @@ pub fn check(case: &Case<'_>) {
             case.id,
             daemon.log()
         );
+        let (_, metrics) = daemon.get("/metrics");
+        let series = format!("container_id=\"{}\",container_name=\"{name}\"", case.id);
+        assert!(
+            metrics.contains(&series),
+            "no guardian_container_info with {series}"
+        );
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     model::Model,
     names::Lookup,
     policy::Policy,
-    sources::procfs::ProcReader,
+    sources::{cgroup::CgroupReader, procfs::ProcReader},
 };
 
 /// Flags of `guardian explain`.
@@ -60,6 +60,10 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     model.upsert_process(process.clone());
     let policy = Policy::new(&config, std::process::id() as i32)
         .context("building the kill policy from the config")?;
+    let mut policy = policy;
+    if let Ok(cgroups) = CgroupReader::detect(Path::new("/sys/fs/cgroup")) {
+        policy.set_cgroup_root(cgroups.memory_root().to_path_buf());
+    }
     let mut explanation = policy.explain(&process, &model);
     if let Classification::Container { id, .. } = &process.class {
         let lookup = Lookup::from_config(&config.containers);

@@ -59,9 +59,11 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         let published = state.snapshot();
         let config = Arc::clone(&published.config);
+        let mut policy = Policy::new(&config, std::process::id() as i32)?;
+        policy.set_cgroup_root(source.cgroups().memory_root().to_path_buf());
         Ok(Pipeline {
             trends: TrendBook::new(&config.trends),
-            policy: Policy::new(&config, std::process::id() as i32)?,
+            policy,
             state,
             source,
             config,

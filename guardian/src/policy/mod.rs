@@ -258,8 +258,9 @@ impl Policy {
         let disguise = if *class == process.class {
             ""
         } else {
-            "; its cgroup looks like a container's, but no runtime helper is among its \
-             ancestors and no runtime knows the id: a host process to the rules"
+            "; its cgroup says container (or an unknown layout an unprivileged user made), \
+             but no runtime helper is among its ancestors and no runtime reported it: a \
+             host process to the rules"
         };
         let mut first = None;
         for (index, rule) in self.rules.iter().enumerate() {
@@ -386,6 +387,12 @@ impl Policy {
                     Classification::Container { .. } | Classification::Group { .. }
                 ) && rule.exceeded_by(process, &as_host, mem_total).is_some())
         })
+    }
+
+    /// Tells the policy where the memory hierarchy is mounted, so it can tell a cgroup
+    /// an unprivileged user made (see `Vetted`).
+    pub fn set_cgroup_root(&mut self, root: std::path::PathBuf) {
+        self.vetting.set_cgroup_root(root);
     }
 
     /// Tells the policy the host pid of each container's first process, as the

@@ -15,6 +15,9 @@
 //!   a real container's id and name a cgroup after it). An unconfirmed container is a
 //!   host process to the rules.
 //!
+//! - an unknown layout in a cgroup an unprivileged user made (its directory is not
+//!   root's) needs the same confirmation; one root made stays unknown.
+//!
 //! Answers are cached per process (pid and start time) and per `comm`, so the steady
 //! state costs a hash lookup; entries of processes that left the model are dropped.
 
@@ -94,7 +97,7 @@ pub struct Confirmation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Vetted {
-    /// A host process or an unknown layout: nothing to confirm.
+    /// A host process, or an unknown layout in a cgroup root made: nothing to confirm.
     NotNeeded,
     Confirmed(Confirmation),
     /// The runtime reported the container's first process, and this is it or one of
@@ -115,6 +118,9 @@ pub(crate) struct Vetting {
     confirmations: Mutex<HashMap<ProcessKey, Vetted>>,
     /// Host pid of each container's first process, as its runtime reported it.
     container_pids: HashMap<String, i32>,
+    /// The memory hierarchy's root directory: who owns a process's cgroup says whether
+    /// an unprivileged user made it.
+    cgroup_root: Option<PathBuf>,
 }
 
 impl Vetting {
@@ -124,6 +130,7 @@ impl Vetting {
             executables: Mutex::new(HashMap::new()),
             confirmations: Mutex::new(HashMap::new()),
             container_pids: HashMap::new(),
+            cgroup_root: None,
         }
     }
 
@@ -135,6 +142,26 @@ impl Vetting {
                 confirmations.clear();
             }
         }
+    }
+
+    /// Where the memory hierarchy is mounted (`/sys/fs/cgroup/memory` on v1).
+    pub(crate) fn set_cgroup_root(&mut self, root: PathBuf) {
+        self.cgroup_root = Some(root);
+    }
+
+    /// Whether the memory cgroup of `process` is a directory someone other than root
+    /// owns: made in a subtree delegated to an unprivileged user.
+    fn user_made_cgroup(&self, process: &Process) -> bool {
+        let (Some(root), Some(path)) = (&self.cgroup_root, &process.memory_cgroup) else {
+            return false;
+        };
+        let Some(relative) = path.strip_prefix('/') else {
+            return false;
+        };
+        if relative.split('/').any(|part| part == ".." || part == ".") {
+            return false;
+        }
+        std::fs::metadata(root.join(relative)).is_ok_and(|metadata| metadata.uid() != 0)
     }
 
     /// Drops what is cached of processes no longer in the model.
@@ -192,7 +219,8 @@ impl Vetting {
         let id = match &process.class {
             Classification::Container { id, .. } => Some(id.as_str()),
             Classification::Group { .. } => None,
-            Classification::Host { .. } | Classification::Unknown => return Vetted::NotNeeded,
+            Classification::Unknown => None,
+            Classification::Host { .. } => return Vetted::NotNeeded,
         };
         if let Ok(cache) = self.confirmations.lock()
             && let Some(vetted) = cache.get(&process.key)
@@ -200,7 +228,14 @@ impl Vetting {
             return vetted.clone();
         }
         let init_pid = id.and_then(|id| self.container_pids.get(id)).copied();
-        let vetted = self.walk(process, model, init_pid);
+        // An unknown layout root made (a VM's scope, a CI job's cgroup) stays unknown;
+        // one an unprivileged user made needs a runtime above it like a container.
+        let vetted = if process.class == Classification::Unknown && !self.user_made_cgroup(process)
+        {
+            Vetted::NotNeeded
+        } else {
+            self.walk(process, model, init_pid)
+        };
         if vetted != Vetted::Incomplete
             && let Ok(mut cache) = self.confirmations.lock()
         {
@@ -235,8 +270,9 @@ impl Vetting {
         Vetted::Unconfirmed
     }
 
-    /// The classification the rules see: an unconfirmed container or group is a host
-    /// process (without a unit: its cgroup is not one systemd made).
+    /// The classification the rules see: an unconfirmed container, group or user-made
+    /// unknown layout is a host process (without a unit: its cgroup is not one systemd
+    /// made).
     pub(crate) fn scope_class<'a>(
         &self,
         process: &'a Process,

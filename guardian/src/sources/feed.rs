@@ -29,6 +29,9 @@ pub trait Source {
     /// The /proc reader (host memory, page size, clock ticks) both sources keep.
     fn proc(&self) -> &ProcReader;
 
+    /// The cgroup reader (where the memory hierarchy is mounted) both sources keep.
+    fn cgroups(&self) -> &CgroupReader;
+
     /// Whether this tick refreshes every process (`since_full` after the last full
     /// refresh), rather than trusting kernel events to have kept them current.
     fn full_refresh_due(&self, since_full: Duration, rescan: Duration) -> bool;
@@ -122,6 +125,10 @@ impl Source for ProcfsSource {
         &self.proc
     }
 
+    fn cgroups(&self) -> &CgroupReader {
+        &self.cgroups
+    }
+
     fn full_refresh_due(&self, _since_full: Duration, _rescan: Duration) -> bool {
         true
     }
@@ -194,6 +201,10 @@ impl Source for KernelSource {
 
     fn proc(&self) -> &ProcReader {
         &self.proc
+    }
+
+    fn cgroups(&self) -> &CgroupReader {
+        &self.cgroups
     }
 
     fn full_refresh_due(&self, since_full: Duration, rescan: Duration) -> bool {

@@ -130,20 +130,20 @@ fn as_user_in_own_cgroup(command: &mut Command, uid: u32, gid: u32, dirs: &[Path
     }
 }
 
-#[test]
-fn an_unprivileged_process_in_a_container_shaped_cgroup_it_made_is_killed_by_a_host_rule() {
-    if !require(&[Needs::Root]) {
-        return;
-    }
-    let m = marker("disguise-cgroup");
+/// As `nobody`, makes `layout` (relative, inside a delegated cgroup) and runs a hog in
+/// it; checks how `explain` classifies it, then that a host rule kills it.
+fn disguised_in_own_cgroup_is_killed(test: &str, layout: &[&str], kind: &str) {
+    let m = marker(test);
     let (uid, gid) = nobody();
     let hog_copy = HogCopy::new();
     let mut delegated = Delegated::new(&m, uid, gid);
-    // The made-up id: 64 hex digits, as Docker's cgroupfs driver names containers.
-    let fake_id = format!("{:0>64}", format!("{:x}", std::process::id())).replace('0', "d");
-    let docker_dir = delegated.root.join("docker");
-    let leaf = docker_dir.join(&fake_id);
-    delegated.made = vec![docker_dir.clone(), leaf.clone()];
+    let mut dirs = Vec::new();
+    let mut dir = delegated.root.clone();
+    for part in layout {
+        dir = dir.join(part);
+        dirs.push(dir.clone());
+    }
+    delegated.made = dirs.clone();
     // The hook replaces the command: the same memhog, from where nobody can run it.
     let mut hog: TestProcess = spawn_hog_with(&m, &["--rss", "60"], |command| {
         *command = Command::new(hog_copy.path());
@@ -151,18 +151,15 @@ fn an_unprivileged_process_in_a_container_shaped_cgroup_it_made_is_killed_by_a_h
             .args(["--rss", "60", "--marker", &m])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
-        as_user_in_own_cgroup(command, uid, gid, &[docker_dir.clone(), leaf.clone()]);
+        as_user_in_own_cgroup(command, uid, gid, &dirs);
     });
     let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", hog.pid())).expect("cgroup");
-    assert!(
-        cgroup.contains(&format!("/{m}/docker/{fake_id}")),
-        "not in its own cgroup: {cgroup}"
-    );
+    let path = format!("/{m}/{}", layout.join("/"));
+    assert!(cgroup.contains(&path), "not in its own cgroup: {cgroup}");
     let explained = explain(hog.pid());
     assert_eq!(explained["uid"], uid, "runs unprivileged");
-    assert_eq!(explained["classification"]["kind"], "container");
-    assert_eq!(explained["classification"]["runtime"], "docker");
-    assert_eq!(explained["vetted"]["verdict"], "unconfirmed");
+    assert_eq!(explained["classification"]["kind"], kind, "{explained}");
+    assert_eq!(explained["vetted"]["verdict"], "unconfirmed", "{explained}");
     let daemon = Daemon::start(
         &config(&rule("host", &m, "40MiB", "")),
         &["--source", "procfs"],
@@ -172,6 +169,29 @@ fn an_unprivileged_process_in_a_container_shaped_cgroup_it_made_is_killed_by_a_h
     assert_eq!(outcome["rule"], "host", "{outcome}");
     drop(hog);
     drop(delegated);
+}
+
+/// A made-up id: 64 hex digits, as runtimes name containers.
+fn fake_id() -> String {
+    format!("{:0>64}", format!("{:x}", std::process::id())).replace('0', "d")
+}
+
+#[test]
+fn an_unprivileged_process_in_a_container_shaped_cgroup_it_made_is_killed_by_a_host_rule() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    // Docker's cgroupfs layout: `.../docker/<id>`.
+    disguised_in_own_cgroup_is_killed("disguise-cgroup", &["docker", &fake_id()], "container");
+}
+
+#[test]
+fn an_unprivileged_process_in_an_unknown_layout_it_made_is_killed_by_a_host_rule() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    // An id no layout knows: classified unknown, but the cgroup is not root's.
+    disguised_in_own_cgroup_is_killed("disguise-unknown", &["ci-job", &fake_id()], "unknown");
 }
 
 #[test]
