@@ -329,6 +329,11 @@ fn three_guardians_one_prometheus_one_alert_for_one_host_and_a_federation_record
         |hosts| hosts == 3.0,
     );
     assert_eq!(fallback, 3.0);
+    // One series per scraped host, even without an imminent limit (0 there).
+    global.wait_value(
+        r#"count(instance:guardian_limits_imminent:count{job="guardian"})"#,
+        |hosts| hosts == 3.0,
+    );
     assert_eq!(
         global.failing_rules(),
         Vec::<(String, String)>::new(),
