@@ -5,7 +5,15 @@
 //! volume for the kill log), sees a process the test starts on the host and classifies
 //! it as a host process, and itself as a Docker container.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::{
     common::{Needs, free_port, guardian_bin, http_get, marker, require, spawn_hog, wait_for},
@@ -86,9 +94,86 @@ fn run_daemonset(
     docker(&args)
 }
 
-#[test]
-fn the_daemonset_image_sees_and_classifies_host_processes_from_its_container() {
-    if !require(&[Needs::Root, Needs::Bpf, Needs::Docker]) {
+/// The DaemonSet's guardian in a Docker container: the image built around the binary
+/// under test, `config` as its /etc/guardian/guardian.toml, in dry-run, its port
+/// published on loopback; removed on drop.
+pub struct DaemonSetGuardian {
+    container: Container,
+    pub addr: SocketAddr,
+    _state: tempfile::TempDir,
+}
+
+impl DaemonSetGuardian {
+    /// Builds the image (once per test binary) and starts the container; waits for
+    /// /healthz. `config` must hold no kill rule that matches anything but the test's
+    /// own processes: the container sees the whole host.
+    pub fn start(config: &str) -> DaemonSetGuardian {
+        build_image();
+        let state = tempfile::tempdir().expect("state dir");
+        let config_file = state.path().join("guardian.toml");
+        std::fs::write(&config_file, config).expect("write config");
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "guardian-test-daemonset-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let port = free_port();
+        let capabilities = daemonset_capabilities();
+        assert!(
+            capabilities.contains(&"KILL".to_string()),
+            "{capabilities:?}"
+        );
+        run_daemonset(&name, &capabilities, state.path(), &config_file, port)
+            .or_else(|error| {
+                // Docker before 23 knows neither CAP_BPF nor CAP_PERFMON (kernel 5.8):
+                // what the chart's `legacyCapabilities` gives, SYS_ADMIN, covers both.
+                assert!(error.contains("unknown capability"), "{error}");
+                let _ = docker(&["rm", "-f", &name]);
+                let legacy: Vec<String> = capabilities
+                    .iter()
+                    .filter(|capability| !["BPF", "PERFMON"].contains(&capability.as_str()))
+                    .cloned()
+                    .chain(["SYS_ADMIN".to_string()])
+                    .collect();
+                run_daemonset(&name, &legacy, state.path(), &config_file, port)
+            })
+            .unwrap_or_else(|error| panic!("docker run: {error}"));
+        let guardian = DaemonSetGuardian {
+            container: Container(name),
+            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+            _state: state,
+        };
+        let healthy = wait_for(Duration::from_secs(60), || {
+            matches!(http_get(guardian.addr, "/healthz"), Ok((200, _))).then_some(())
+        });
+        assert!(
+            healthy.is_some(),
+            "container {} not healthy:\n{}",
+            guardian.container.0,
+            guardian.logs()
+        );
+        guardian
+    }
+
+    /// What the container logged so far.
+    pub fn logs(&self) -> String {
+        docker(&["logs", &self.container.0]).unwrap_or_default()
+    }
+
+    /// The container's main process, as the host sees it.
+    pub fn host_pid(&self) -> String {
+        docker(&["inspect", "--format", "{{.State.Pid}}", &self.container.0]).expect("inspect")
+    }
+}
+
+/// `cargo xtask image` around the binary under test, once per test binary.
+fn build_image() {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *built {
         return;
     }
     let xtask = PathBuf::from(guardian_bin()).with_file_name("xtask");
@@ -97,60 +182,32 @@ fn the_daemonset_image_sees_and_classifies_host_processes_from_its_container() {
         "{} is missing: build the workspace first (`cargo xtask test` does)",
         xtask.display()
     );
-    let built = std::process::Command::new(&xtask)
+    let output = std::process::Command::new(&xtask)
         .args(["image", "--binary", guardian_bin(), "--tag", IMAGE])
         .output()
         .expect("run xtask image");
     assert!(
-        built.status.success(),
+        output.status.success(),
         "xtask image failed:\n{}{}",
-        String::from_utf8_lossy(&built.stdout),
-        String::from_utf8_lossy(&built.stderr)
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
+    *built = true;
+}
 
+#[test]
+fn the_daemonset_image_sees_and_classifies_host_processes_from_its_container() {
+    if !require(&[Needs::Root, Needs::Bpf, Needs::Docker]) {
+        return;
+    }
     let marker = marker("daemonset");
     let hog = spawn_hog(&marker, &["--rss", "8"]);
-    let state = tempfile::tempdir().expect("state dir");
     // No kill rules (and --dry-run): the container must signal nothing on this host.
-    let config = state.path().join("guardian.toml");
-    std::fs::write(
-        &config,
+    let guardian = DaemonSetGuardian::start(
         "[daemon]\nscan_interval = \"500ms\"\n\n[metrics]\ntop_processes = 100000\n",
-    )
-    .expect("write config");
-    let name = format!("guardian-test-daemonset-{}", std::process::id());
-    let port = free_port();
-    let capabilities = daemonset_capabilities();
-    assert!(
-        capabilities.contains(&"KILL".to_string()),
-        "{capabilities:?}"
     );
-    let started = run_daemonset(&name, &capabilities, state.path(), &config, port)
-        .or_else(|error| {
-            // Docker before 23 knows neither CAP_BPF nor CAP_PERFMON (kernel 5.8): what
-            // the chart's `legacyCapabilities` gives, SYS_ADMIN, covers both.
-            assert!(error.contains("unknown capability"), "{error}");
-            let _ = docker(&["rm", "-f", &name]);
-            let legacy: Vec<String> = capabilities
-                .iter()
-                .filter(|capability| !["BPF", "PERFMON"].contains(&capability.as_str()))
-                .cloned()
-                .chain(["SYS_ADMIN".to_string()])
-                .collect();
-            run_daemonset(&name, &legacy, state.path(), &config, port)
-        })
-        .unwrap_or_else(|error| panic!("docker run: {error}"));
-    let container = Container(name);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let logs = || docker(&["logs", &container.0]).unwrap_or_default();
-    let healthy = wait_for(Duration::from_secs(60), || {
-        matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
-    });
-    assert!(
-        healthy.is_some(),
-        "container {started} not healthy:\n{}",
-        logs()
-    );
+    let addr = guardian.addr;
+    let logs = || guardian.logs();
 
     let get = |path: &str| -> serde_json::Value {
         let (status, body) = http_get(addr, path).unwrap_or_else(|error| panic!("{error}"));
@@ -188,7 +245,7 @@ fn the_daemonset_image_sees_and_classifies_host_processes_from_its_container() {
     assert!(metrics.contains("scope=\"host\""), "{metrics}");
 
     // And the guardian itself, seen from inside: a Docker container.
-    let own = docker(&["inspect", "--format", "{{.State.Pid}}", &container.0]).expect("inspect");
+    let own = guardian.host_pid();
     let itself = get(&format!("/api/v1/processes?pid={own}"));
     let itself = itself.as_array().and_then(|all| all.first()).cloned();
     let itself = itself.unwrap_or_else(|| panic!("own pid {own} not seen\n{}", logs()));

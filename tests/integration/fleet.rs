@@ -1,5 +1,6 @@
-//! Many hosts, one Prometheus: three guardians on this machine (one eBPF, two procfs,
-//! each with its own port, config and kill log) scraped by one real Prometheus, whose
+//! Many hosts, one Prometheus: three guardians on this machine (one eBPF, one procfs, one
+//! the DaemonSet's container image under Docker; each with its own port, config and kill
+//! log) scraped by one real Prometheus, whose
 //! alert names exactly the guardian that tracks the test's process, and a second real
 //! Prometheus that federates the first and evaluates the fleet recording rules. Also the
 //! shipped files around them: one runbook per alert, dashboards that ask for their data
@@ -9,6 +10,7 @@ use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration}
 
 use crate::{
     common::{Daemon, Needs, marker, require, spawn_hog, wait_for},
+    daemonset::DaemonSetGuardian,
     metrics::prometheus::{Prometheus, guardian_job},
 };
 
@@ -205,14 +207,15 @@ fn alerts_about(prometheus: &Prometheus, name: &str, pid: i32) -> Vec<serde_json
 
 #[test]
 fn three_guardians_one_prometheus_one_alert_for_one_host_and_a_federation_records_the_fleet() {
-    if !require(&[Needs::Root, Needs::Bpf, Needs::Prometheus]) {
+    if !require(&[Needs::Root, Needs::Bpf, Needs::Docker, Needs::Prometheus]) {
         return;
     }
     let marker = marker("fleet");
     let hog = spawn_hog(&marker, &["--rss", "16"]);
     // Only the eBPF guardian has a rule for the hog: dry-run with a long sustain, so it
-    // tracks the hog (threshold series) and never decides. The other two export the hog
-    // under the same pid and nothing tracks it there.
+    // tracks the hog (threshold series) and never decides. The other two (procfs, and
+    // the containerised one, which sees the host's pids) export the hog under the same
+    // pid and nothing tracks it there.
     let tracking = format!(
         "{EXPORT_ALL}\n[[rule]]\nname = \"fleet-test\"\nthreshold = \"1MiB\"\nsustain = \"1h\"\n\
          dry_run = true\nmatch = {{ cmdline = '--marker {}( |$)' }}\n",
@@ -220,7 +223,7 @@ fn three_guardians_one_prometheus_one_alert_for_one_host_and_a_federation_record
     );
     let ebpf = Daemon::start(&tracking, &["--source", "ebpf"]);
     let procfs = Daemon::start(EXPORT_ALL, &["--source", "procfs"]);
-    let third = Daemon::start(EXPORT_ALL, &["--source", "procfs"]);
+    let third = DaemonSetGuardian::start(EXPORT_ALL);
     let targets = [ebpf.addr, procfs.addr, third.addr];
     let instances: BTreeSet<String> = targets.iter().map(SocketAddr::to_string).collect();
 
@@ -329,6 +332,11 @@ fn three_guardians_one_prometheus_one_alert_for_one_host_and_a_federation_record
         |hosts| hosts == 3.0,
     );
     assert_eq!(fallback, 3.0);
+    // One series per scraped host, even without an imminent limit (0 there).
+    global.wait_value(
+        r#"count(instance:guardian_limits_imminent:count{job="guardian"})"#,
+        |hosts| hosts == 3.0,
+    );
     assert_eq!(
         global.failing_rules(),
         Vec::<(String, String)>::new(),
