@@ -12,6 +12,9 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod model;
 pub mod names;

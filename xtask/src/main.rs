@@ -6,6 +6,7 @@ mod bench_scrape;
 mod check_deploy;
 mod cmd;
 mod eval_trends;
+mod fuzz;
 mod image;
 mod layers;
 mod manifests;
@@ -53,6 +54,9 @@ enum Command {
     /// Build the Debian package (cargo-deb): binary, systemd unit, config as a conffile,
     /// alert rules and dashboard.
     Package,
+    /// Run every cargo-fuzz target (fuzz/) for --secs seconds each (default 60) from the
+    /// seed corpus; a crash fails and names its input.
+    Fuzz(fuzz::Options),
     /// The DaemonSet's container image (guardian, its libraries, the shipped config),
     /// built with `docker import`: no registry, no base image.
     Image(image::Options),
@@ -92,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         Command::Layers { root: other } => layers::check(&other.unwrap_or(root)),
         Command::Bench(options) => bench::bench(&root, &options),
         Command::Package => package::package(&root).map(drop),
+        Command::Fuzz(options) => fuzz::fuzz(&root, options.secs, &options.targets),
         Command::Image(options) => image::image(&root, &options),
         Command::CheckDeploy => check_deploy::check_deploy(&root),
         Command::Manifests { check } => manifests::manifests(&root, check),

@@ -59,6 +59,7 @@ pub fn setup(root: &Path, purpose: For) -> anyhow::Result<()> {
     if purpose == For::Tests {
         ensure_dockerd(root)?;
         crate::package::ensure_cargo_deb(root)?;
+        crate::fuzz::ensure_cargo_fuzz(root)?;
     }
     Ok(())
 }

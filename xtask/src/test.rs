@@ -1,6 +1,6 @@
 //! `cargo xtask test`: fmt, clippy with warnings denied (with and without eBPF), the
-//! deployment files' schemas (`check-deploy`), every unit and integration test; prints
-//! the summed counts.
+//! deployment files' schemas (`check-deploy`), every unit and integration test, then
+//! every fuzz target for a few seconds; prints the summed counts.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -60,7 +60,8 @@ pub fn test(root: &Path) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} test(s) failed");
     }
-    Ok(())
+    // Every parser of untrusted input, a few seconds each (`cargo xtask fuzz` for longer).
+    crate::fuzz::fuzz(root, crate::fuzz::CI_SECS, &[])
 }
 
 /// Runs `cargo test --workspace`, echoing its output and summing its result lines.

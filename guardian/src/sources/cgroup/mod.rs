@@ -5,7 +5,7 @@
 
 mod layout;
 mod oom_watch;
-mod stats;
+pub(crate) mod stats;
 #[cfg(test)]
 mod tests;
 

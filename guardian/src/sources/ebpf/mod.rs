@@ -3,7 +3,7 @@
 //! [`KernelEvent`]s on a bounded channel. Dropping [`EbpfSource`] detaches everything.
 
 mod btf_offsets;
-mod decode;
+pub(crate) mod decode;
 mod task_snapshot;
 
 use std::{
