@@ -26,7 +26,8 @@ use syn::visit::Visit;
 /// `config` (settings) and `classify` (host vs container, from cgroup paths) are the
 /// vocabulary below the model; the kill log (`audit`) sits below policy because policy
 /// writes each intent to it before any signal. `names` (container names from the
-/// runtimes' sockets) reads the outside world beside the sources.
+/// runtimes' sockets) reads the outside world beside the sources. `fuzzing` (the fuzz
+/// targets' entry points, built only for tests and the fuzzer) reaches into every parser.
 const LAYERS: &[&[&str]] = &[
     &["config"],
     &["classify"],
@@ -38,6 +39,7 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     &["daemon"],
     &["cli"],
+    &["fuzzing"],
 ];
 
 /// A module path below the crate root (`["policy", "executor"]`); the root is empty.
@@ -179,13 +181,17 @@ fn load(
     } else {
         file.with_extension("")
     };
-    items(&parsed.items, path, &dir, modules)
+    let file_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    items(&parsed.items, path, &dir, &file_dir, modules)
 }
 
+/// `dir` holds the children of the module being read; `file_dir` is the directory of
+/// its source file, against which a `#[path = "..."]` attribute resolves.
 fn items(
     list: &[syn::Item],
     path: ModPath,
     dir: &Path,
+    file_dir: &Path,
     modules: &mut BTreeMap<ModPath, Module>,
 ) -> anyhow::Result<()> {
     let mut module = Module::default();
@@ -201,7 +207,10 @@ fn items(
                 let mut child = path.clone();
                 child.push(name.clone());
                 if let Some((_, content)) = &inner.content {
-                    items(content, child, &dir.join(&name), modules)?;
+                    let inner_dir = dir.join(&name);
+                    items(content, child, &inner_dir, &inner_dir, modules)?;
+                } else if let Some(target) = path_attribute(&inner.attrs) {
+                    load(&file_dir.join(target), child, false, modules)?;
                 } else {
                     let flat = dir.join(format!("{name}.rs"));
                     if flat.exists() {
@@ -220,6 +229,20 @@ fn items(
     module.uses.extend(collector.paths);
     modules.insert(path, module);
     Ok(())
+}
+
+/// The file named by a `#[path = "..."]` attribute, if there is one.
+fn path_attribute(attrs: &[syn::Attribute]) -> Option<String> {
+    attrs.iter().find_map(|attr| match &attr.meta {
+        syn::Meta::NameValue(pair) if pair.path.is_ident("path") => match &pair.value {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(text),
+                ..
+            }) => Some(text.value()),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// Adds a `use` tree's names and paths to `module`.
