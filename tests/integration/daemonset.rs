@@ -202,10 +202,15 @@ fn the_daemonset_image_sees_and_classifies_host_processes_from_its_container() {
     }
     let marker = marker("daemonset");
     let hog = spawn_hog(&marker, &["--rss", "8"]);
-    // No kill rules (and --dry-run): the container must signal nothing on this host.
-    let guardian = DaemonSetGuardian::start(
-        "[daemon]\nscan_interval = \"500ms\"\n\n[metrics]\ntop_processes = 100000\n",
-    );
+    // One dry-run rule (and --dry-run) matching only the test's marker, with a sustain
+    // longer than the test: it tracks the hog, so the hog is exported, and signals
+    // nothing on this host.
+    let guardian = DaemonSetGuardian::start(&format!(
+        "[daemon]\nscan_interval = \"500ms\"\n\n[[rule]]\nname = \"daemonset-test\"\n\
+         threshold = \"1MiB\"\nsustain = \"1h\"\ndry_run = true\n\
+         match = {{ cmdline = '--marker {}( |$)' }}\n",
+        regex::escape(&marker)
+    ));
     let addr = guardian.addr;
     let logs = || guardian.logs();
 
