@@ -46,6 +46,12 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "lxc",
         "container tests run a real LXC container (busybox template)",
     ),
+    ("nodejs", "live trend tests run real Node.js programs"),
+    (
+        "openjdk-17-jdk-headless",
+        "live trend tests run real Java programs (single-file source launch)",
+    ),
+    ("python3", "live trend tests run real Python programs"),
 ];
 
 pub fn setup(root: &Path, purpose: For) -> anyhow::Result<()> {

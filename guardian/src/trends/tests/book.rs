@@ -183,3 +183,38 @@ fn the_shipped_config_gives_the_default_detector() {
     assert_eq!(Params::from(&config.trends), Params::default());
     assert_eq!(config.trends.min_growth, Bytes(8 * MIB));
 }
+
+#[test]
+fn a_young_fast_riser_is_imminent_before_it_is_a_leak() {
+    // The incident: 150 MiB at start, 30 MiB/min toward a 512 MiB cgroup limit.
+    let mut book = TrendBook::new(&config(100));
+    let mut model = Model::default();
+    model.host = host(16 << 30, 8 << 30);
+    for t in 0..=200u32 {
+        let rss = 150 * MIB + (30.0 * MIB as f64 / 60.0 * f64::from(t)) as u64;
+        let mut p = process(9, 90, rss);
+        p.memory_cgroup = Some("/docker/api".into());
+        model.replace_processes(vec![p]);
+        model.replace_cgroups(vec![cgroup("/docker/api", rss, rss, Some(512 * MIB))]);
+        book.observe(&model, f64::from(t), &no_rule);
+    }
+    let reports = book.reports();
+    assert_eq!(reports.len(), 2);
+    for report in &reports {
+        assert!(report.imminent, "{report:?}");
+        assert_ne!(
+            report.verdict,
+            Verdict::Leak,
+            "cause and imminence are separate"
+        );
+        assert_eq!(report.limit_kind, Some(LimitKind::Cgroup));
+        let ttl = report.time_to_limit_s.expect("time to limit");
+        let left = (512 * MIB - report.level_bytes) as f64 / (30.0 * MIB as f64 / 60.0);
+        assert!((ttl / left - 1.0).abs() < 0.1, "{ttl} vs {left}");
+        assert!(report.imminent_since_s.is_some_and(|at| at <= 150.0));
+    }
+    let changes = book.take_imminence_changes();
+    assert_eq!(changes.len(), 2, "{changes:#?}");
+    assert!(changes.iter().all(|change| change.imminent));
+    assert!(book.take_imminence_changes().is_empty());
+}
