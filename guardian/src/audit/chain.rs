@@ -200,3 +200,6 @@ mod tests {
         assert!(is_hash(GENESIS_HASH));
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -138,4 +138,6 @@ impl Model {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -146,3 +146,6 @@ impl Backoff {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests;
