@@ -20,6 +20,9 @@ mod writer;
 
 pub use error::AuditError;
 pub use record::{Intent, Outcome, OutcomeKind, RecordKind};
-pub use redact::{REDACTED, is_secret_name, redact_argv, redact_cmdline};
+pub use redact::{
+    REDACTED, is_secret_name, redact_args, redact_argv, redact_cmdline, redact_process_cmdline,
+    redact_text,
+};
 pub use verify::{VerifyReport, verify};
 pub use writer::{KillLog, MAX_CMDLINE_BYTES, intent_fields, outcome_fields, seal_record};

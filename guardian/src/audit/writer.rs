@@ -15,7 +15,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::{
     AuditError, Intent, Outcome, RecordKind,
     chain::{self, FORMAT_VERSION, GENESIS_HASH},
-    files, redact_cmdline,
+    files, redact_cmdline, redact_text,
     tail::{Tail, read_tail},
 };
 use crate::config::KillLogConfig;
@@ -231,14 +231,14 @@ impl KillLog {
 pub fn intent_fields(intent: &Intent) -> Result<Map<String, Value>, AuditError> {
     let mut intent = intent.clone();
     intent.cmdline = cap(redact_cmdline(&intent.cmdline));
-    intent.reason = redact_cmdline(&intent.reason);
+    intent.reason = redact_text(&intent.reason);
     object(serde_json::to_value(&intent)?)
 }
 
 /// The fields of an outcome record: detail redacted.
 pub fn outcome_fields(outcome: &Outcome) -> Result<Map<String, Value>, AuditError> {
     let mut outcome = outcome.clone();
-    outcome.detail = outcome.detail.as_deref().map(redact_cmdline);
+    outcome.detail = outcome.detail.as_deref().map(redact_text);
     object(serde_json::to_value(&outcome)?)
 }
 

@@ -155,7 +155,7 @@ impl Policy {
                 .flatten()
                 .map(|user| user.name),
             comm: process.comm.clone(),
-            cmdline: crate::audit::redact_cmdline(&process.cmdline_text()),
+            cmdline: crate::audit::redact_process_cmdline(&process.cmdline, &process.comm),
             memory: process.memory,
             age_secs: age,
             oom_score_adj: process.oom_score_adj,
