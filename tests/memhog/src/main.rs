@@ -11,6 +11,10 @@
 //! can let the guardian learn of the process first); `--mark MIB` prints
 //! `crossing <CLOCK_MONOTONIC ns>` right after the resident set (as it was at start, plus
 //! every page touched since) passes MIB, so a kill latency can be timed from that moment.
+//!
+//! With `MEMHOG_ANY_ARGS=1` in the environment, arguments memhog does not know are
+//! skipped, so a test can give a memhog any command line (`Command::arg0` and the
+//! redaction corpus's arguments).
 
 use std::{
     io::{BufRead as _, Write as _},
@@ -40,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         mark_mib: None,
         wait_stdin: false,
     };
+    let any_args = std::env::var_os("MEMHOG_ANY_ARGS").is_some_and(|value| value == "1");
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
         let mut value = || iter.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -56,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
             "--ignore-term" => args.ignore_term = true,
             "--exit" => args.exit = true,
             "--wait-stdin" => args.wait_stdin = true,
+            _ if any_args => {}
             other => return Err(format!("unknown argument {other}")),
         }
     }

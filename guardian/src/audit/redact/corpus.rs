@@ -6,90 +6,18 @@
 
 use std::collections::BTreeMap;
 
-use super::{REDACTED, redact_args, redact_text};
+use super::{redact_args, redact_text};
 
-/// One corpus line with a secret.
-pub(super) struct Case {
-    pub class: String,
-    pub input: String,
-    pub argv: Vec<String>,
-    pub expected: Vec<String>,
-    /// The hidden texts, recovered by matching `input` against `expected`.
-    pub secrets: Vec<String>,
+mod format;
+
+use format::{Case, split};
+
+fn cases() -> Vec<Case> {
+    format::cases(include_str!("corpus/secrets.tsv"))
 }
 
-fn unescape(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        match (c, c == '\\') {
-            (_, true) => match chars.next() {
-                Some('n') => out.push('\n'),
-                Some(other) => out.push(other),
-                None => out.push('\\'),
-            },
-            (c, false) => out.push(c),
-        }
-    }
-    out
-}
-
-fn rows(tsv: &str) -> impl Iterator<Item = Vec<String>> + '_ {
-    tsv.lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| line.split('\t').map(unescape).collect())
-}
-
-fn split(line: &str) -> Vec<String> {
-    shlex::split(line).unwrap_or_else(|| panic!("corpus line is not shell syntax: {line:?}"))
-}
-
-/// The texts of `input` that `expected` shows as `[REDACTED]`, argument by argument.
-fn secrets_of(argv: &[String], expected: &[String]) -> Vec<String> {
-    let mut secrets = Vec::new();
-    for (arg, want) in argv.iter().zip(expected) {
-        if arg == want {
-            continue;
-        }
-        let literals: Vec<&str> = want.split(REDACTED).collect();
-        let mut rest = arg.strip_prefix(literals[0]).unwrap_or(arg);
-        for (k, literal) in literals.iter().enumerate().skip(1) {
-            let last = k + 1 == literals.len();
-            let end = match (literal.is_empty(), last) {
-                (_, true) => rest.len() - literal.len().min(rest.len()),
-                (true, false) => rest.len(),
-                (false, false) => rest.find(literal).unwrap_or(rest.len()),
-            };
-            secrets.push(rest[..end].to_string());
-            rest = rest[end..].strip_prefix(literal).unwrap_or(&rest[end..]);
-        }
-    }
-    secrets
-}
-
-pub(super) fn cases() -> Vec<Case> {
-    rows(include_str!("corpus/secrets.tsv"))
-        .map(|row| {
-            let argv = split(&row[1]);
-            let expected = split(&row[2]);
-            assert_eq!(argv.len(), expected.len(), "argument count of {:?}", row[1]);
-            let secrets = secrets_of(&argv, &expected);
-            assert!(!secrets.is_empty(), "no secret in {:?}", row[1]);
-            Case {
-                class: row[0].clone(),
-                input: row[1].clone(),
-                argv,
-                expected,
-                secrets,
-            }
-        })
-        .collect()
-}
-
-pub(super) fn lookalikes() -> Vec<(String, String)> {
-    rows(include_str!("corpus/lookalikes.tsv"))
-        .map(|row| (row[0].clone(), row[1].clone()))
-        .collect()
+fn lookalikes() -> Vec<(String, String)> {
+    format::lookalikes(include_str!("corpus/lookalikes.tsv"))
 }
 
 #[test]
