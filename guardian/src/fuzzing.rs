@@ -15,6 +15,7 @@ use crate::{
     audit, classify,
     config::Config,
     model::Pressure,
+    redact,
     sources::{
         cgroup::{Hierarchy, memory_line, stats},
         kernfs::proc as parse,
@@ -43,8 +44,8 @@ pub fn proc_status(data: &[u8]) -> bool {
 /// `/proc/PID/cmdline`, then both redactions the outputs apply to it.
 pub fn proc_cmdline(data: &[u8]) -> usize {
     let argv = parse::cmdline(data);
-    let redacted = audit::redact_argv(&argv);
-    redacted.len() + audit::redact_cmdline(&argv.join("\0")).len()
+    let redacted = redact::redact_argv(&argv);
+    redacted.len() + redact::redact_cmdline(&argv.join("\0")).len()
 }
 
 /// `/proc/PID/cgroup`, the memory line, and the container classification of every path.
@@ -179,7 +180,7 @@ pub fn trend_csv(data: &[u8]) -> usize {
 pub fn redaction(data: &[u8]) -> usize {
     let text = String::from_utf8_lossy(data);
     let argv: Vec<&str> = text.split('\0').collect();
-    audit::redact_cmdline(&text).len() + audit::redact_argv(&argv).len()
+    redact::redact_cmdline(&text).len() + redact::redact_argv(&argv).len()
 }
 
 /// A private directory for the file-based targets (tmpfs when there is one).

@@ -4,7 +4,7 @@
 //! `sources::kernfs`) and `names` fill the `model`; `classify` tells hosts from
 //! containers; `policy` and `trends` read the model; the daemon's pipeline publishes
 //! one immutable `snapshot` per tick, which `http` (metrics and JSON API) reads;
-//! `audit` is the kill log; `daemon` wires them together; `cli` is the command line.
+//! `redact` hides secrets in command lines for every output; `audit` is the kill log; `daemon` wires them together; `cli` is the command line.
 //! Imports only point down these layers (`cargo xtask layers` checks it).
 
 pub mod audit;
@@ -19,6 +19,7 @@ pub mod http;
 pub mod model;
 pub mod names;
 pub mod policy;
+pub mod redact;
 pub mod snapshot;
 pub mod sources;
 #[cfg(test)]

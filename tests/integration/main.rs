@@ -4,6 +4,8 @@
 mod audit;
 mod audit_crash;
 mod common;
+#[path = "../../guardian/src/redact/corpus/format.rs"]
+mod corpus_format;
 mod daemonset;
 mod docker;
 mod fleet;
@@ -12,6 +14,7 @@ mod killswitch;
 mod metrics;
 mod notify;
 mod readers;
+mod redaction;
 mod robustness;
 mod runtimes;
 mod sources;

@@ -24,13 +24,14 @@ use syn::visit::Visit;
 /// Top-level modules by layer, lowest first: data flows from the sources through the
 /// model to policy and trends, and out through the published snapshot to the outputs.
 /// `config` (settings) and `classify` (host vs container, from cgroup paths) are the
-/// vocabulary below the model; the kill log (`audit`) sits below policy because policy
+/// vocabulary below the model, with `redact` (what any output may show of a command
+/// line, down to the model's own serialization); the kill log (`audit`) sits below policy because policy
 /// writes each intent to it before any signal. `names` (container names from the
 /// runtimes' sockets) reads the outside world beside the sources. `fuzzing` (the fuzz
 /// targets' entry points, built only for tests and the fuzzer) reaches into every parser.
 const LAYERS: &[&[&str]] = &[
     &["config"],
-    &["classify"],
+    &["classify", "redact"],
     &["model"],
     &["sources", "names"],
     &["audit"],

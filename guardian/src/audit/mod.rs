@@ -1,5 +1,5 @@
 //! The kill log: append-only JSON Lines, hash-chained, fsynced before any signal, with
-//! secrets redacted from command lines.
+//! secrets redacted from command lines (by [`crate::redact`]).
 //!
 //! Each kill decision is an `intent` record, written and fsynced before any signal, then
 //! an `outcome` record. Every record carries `seq`, `time`, `host`, `kind`, the fields of
@@ -13,13 +13,11 @@ mod error;
 pub mod files;
 pub mod list;
 pub mod record;
-mod redact;
 mod tail;
 pub mod verify;
 mod writer;
 
 pub use error::AuditError;
 pub use record::{Intent, Outcome, OutcomeKind, RecordKind};
-pub use redact::{REDACTED, is_secret_name, redact_argv, redact_cmdline};
 pub use verify::{VerifyReport, verify};
 pub use writer::{KillLog, MAX_CMDLINE_BYTES, intent_fields, outcome_fields, seal_record};

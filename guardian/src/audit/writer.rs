@@ -15,10 +15,13 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::{
     AuditError, Intent, Outcome, RecordKind,
     chain::{self, FORMAT_VERSION, GENESIS_HASH},
-    files, redact_cmdline,
+    files,
     tail::{Tail, read_tail},
 };
-use crate::config::KillLogConfig;
+use crate::{
+    config::KillLogConfig,
+    redact::{redact_cmdline, redact_text},
+};
 
 /// Longest command line kept in a record (after redaction); the rest is cut and counted.
 pub const MAX_CMDLINE_BYTES: usize = 8192;
@@ -237,14 +240,14 @@ impl KillLog {
 pub fn intent_fields(intent: &Intent) -> Result<Map<String, Value>, AuditError> {
     let mut intent = intent.clone();
     intent.cmdline = cap(redact_cmdline(&intent.cmdline));
-    intent.reason = redact_cmdline(&intent.reason);
+    intent.reason = redact_text(&intent.reason);
     object(serde_json::to_value(&intent)?)
 }
 
 /// The fields of an outcome record: detail redacted.
 pub fn outcome_fields(outcome: &Outcome) -> Result<Map<String, Value>, AuditError> {
     let mut outcome = outcome.clone();
-    outcome.detail = outcome.detail.as_deref().map(redact_cmdline);
+    outcome.detail = outcome.detail.as_deref().map(redact_text);
     object(serde_json::to_value(&outcome)?)
 }
 

@@ -145,24 +145,18 @@ pub async fn processes(
     list.sort_unstable_by_key(|process| (Reverse(key(process)), process.key));
     list.truncate(query.limit.unwrap_or(DEFAULT_LIMIT));
     let names = state.names.current();
+    // A process serializes its command line redacted, as one string.
     let list: Vec<serde_json::Value> = list
         .into_iter()
-        .map(|process| with_container(redacted(process), &names, &process.class))
+        .map(|process| {
+            with_container(
+                serde_json::to_value(process).unwrap_or_default(),
+                &names,
+                &process.class,
+            )
+        })
         .collect();
     Json(list).into_response()
-}
-
-/// A process as the API shows it: the command line as one string, redacted like the
-/// kill log's (hosts put secrets on command lines).
-fn redacted(process: &Process) -> serde_json::Value {
-    let mut value = serde_json::to_value(process).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        object.insert(
-            "cmdline".into(),
-            crate::audit::redact_argv(&process.cmdline).into(),
-        );
-    }
-    value
 }
 
 /// Adds `container`: what the runtime calls the container `class` names, when known.

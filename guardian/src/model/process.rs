@@ -45,6 +45,8 @@ pub struct Process {
     pub uid: u32,
     pub comm: String,
     /// Shared: a steady-state scan copies a process without copying its arguments.
+    /// Serialized redacted, as one string: whatever shows a process shows no secret.
+    #[serde(serialize_with = "serialize_redacted")]
     pub cmdline: Arc<[String]>,
     /// Kernel threads have no mm and are never candidates for anything.
     pub kernel_thread: bool,
@@ -70,4 +72,12 @@ impl Process {
             self.cmdline.join(" ")
         }
     }
+}
+
+/// The arguments redacted and joined by spaces (see [`crate::redact::redact_argv`]).
+fn serialize_redacted<S: serde::Serializer>(
+    cmdline: &Arc<[String]>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::redact::redact_argv(cmdline))
 }

@@ -242,7 +242,10 @@ fn report(
     outcome_write_failed: bool,
 ) -> KillReport {
     let now = time::OffsetDateTime::now_utc();
-    intent.cmdline = audit::redact_cmdline(&decision.process.cmdline.join(" "));
+    intent.cmdline =
+        crate::redact::redact_process_cmdline(&decision.process.cmdline, &decision.process.comm);
+    // Free text that may quote a command line: redacted like one.
+    intent.reason = crate::redact::redact_text(&intent.reason);
     KillReport {
         time: now
             .format(&time::format_description::well_known::Rfc3339)

@@ -162,7 +162,7 @@ impl Policy {
                 .flatten()
                 .map(|user| user.name),
             comm: process.comm.clone(),
-            cmdline: crate::audit::redact_cmdline(&process.cmdline_text()),
+            cmdline: crate::redact::redact_process_cmdline(&process.cmdline, &process.comm),
             memory: process.memory,
             age_secs: Some(age),
             oom_score_adj: process.oom_score_adj,

@@ -14,6 +14,10 @@
 //!
 //! `--comm NAME` renames the process (`prctl(PR_SET_NAME)`) before anything else, as a
 //! process disguising itself as a protected program would.
+//!
+//! With `MEMHOG_ANY_ARGS=1` in the environment, arguments memhog does not know are
+//! skipped, so a test can give a memhog any command line (`Command::arg0` and the
+//! redaction corpus's arguments).
 
 use std::{
     io::{BufRead as _, Write as _},
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         wait_stdin: false,
         comm: None,
     };
+    let any_args = std::env::var_os("MEMHOG_ANY_ARGS").is_some_and(|value| value == "1");
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
         let mut value = || iter.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -62,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
             "--ignore-term" => args.ignore_term = true,
             "--exit" => args.exit = true,
             "--wait-stdin" => args.wait_stdin = true,
+            _ if any_args => {}
             other => return Err(format!("unknown argument {other}")),
         }
     }

@@ -160,7 +160,7 @@ fn extras(root: &Path, bins: &Binaries) -> anyhow::Result<()> {
     let manifest = root.join("guardian/Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
-    for bench in ["detector", "killlog", "names"] {
+    for bench in ["detector", "killlog", "names", "redact"] {
         let declared = text.contains(&format!("name = \"{bench}\""))
             && root.join(format!("guardian/benches/{bench}.rs")).is_file();
         if !declared {

@@ -12,8 +12,8 @@ use super::{
     labels::{Lv, MAX_TEXT_LABEL, Placement, truncate},
 };
 use crate::{
-    audit::redact_argv,
     model::{Model, Process, ProcessKey},
+    redact::redact_argv,
 };
 
 /// The processes exported: the `top` largest by RSS, then those in `always` (rule-tracked
