@@ -37,6 +37,7 @@ fn intent(pid: i32) -> Intent {
         threshold_bytes: Some(300 << 20),
         reason: "RSS 420 MiB above the threshold 300 MiB for 10s".into(),
         signals: vec!["SIGTERM".into(), "SIGKILL".into()],
+        trigger: None,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     config::Config,
     model::Model,
     names::Names,
-    policy::{Ledger, RuleThreshold, Tracked},
+    policy::{Ledger, PressureStatus, RuleThreshold, Tracked},
     trends::TrendReport,
 };
 
@@ -70,6 +70,8 @@ pub struct Snapshot {
     /// Each threshold rule's threshold as the policy resolved it (a percentage is absent
     /// while MemTotal is unknown).
     pub thresholds: Arc<[RuleThreshold]>,
+    /// Each pressure rule's trigger as this tick's evaluation measured it.
+    pub pressure: Arc<[PressureStatus]>,
     /// Processes kill rules are tracking after this tick's policy evaluation.
     pub tracked: Arc<[Tracked]>,
     /// The leak detector's reports, one per tracked series.
@@ -124,6 +126,7 @@ impl AppState {
             model: Arc::default(),
             status: Arc::new(status),
             thresholds: Arc::from([]),
+            pressure: Arc::from([]),
             tracked: Arc::from([]),
             trends: Arc::from([]),
             ledger: Arc::default(),

@@ -30,6 +30,7 @@ fn intent(pid: i32, rule: &str) -> Intent {
         threshold_bytes: Some(300 << 20),
         reason: "above threshold".into(),
         signals: vec!["SIGTERM".into(), "SIGKILL".into()],
+        trigger: None,
     }
 }
 

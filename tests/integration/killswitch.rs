@@ -5,6 +5,7 @@ pub mod containers;
 mod disguise;
 mod executor;
 mod orphans;
+mod pressure;
 
 use std::{
     io::{BufRead as _, BufReader},

@@ -26,6 +26,25 @@ pub struct Intent {
     pub reason: String,
     /// Signals the plan sends, in order ("SIGTERM", "SIGKILL").
     pub signals: Vec<String>,
+    /// What a pressure rule measured when it fired (absent for threshold and orphan
+    /// rules, and in records written before pressure rules existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+/// A pressure rule's trigger and the value it measured, as the kill log records it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Trigger {
+    /// "mem_available", "swap_free", "psi_some" or "psi_full".
+    pub trigger: String,
+    /// "host", or the v2 cgroup whose `memory.pressure` was read.
+    pub source: String,
+    /// The PSI average compared ("avg10", "avg60"); none for byte triggers.
+    pub window: Option<String>,
+    /// Measured: bytes for mem_available and swap_free, percent stalled for PSI.
+    pub value: f64,
+    /// The rule's limit in the same unit (a percentage of MemTotal resolved to bytes).
+    pub threshold: f64,
 }
 
 /// How a decision ended.
@@ -116,6 +135,7 @@ impl Intent {
             threshold_bytes: Some(300 * 1024 * 1024),
             reason: "RSS 420 MiB above 300 MiB for 10s".into(),
             signals: vec!["SIGTERM".into(), "SIGKILL".into()],
+            trigger: None,
         }
     }
 }

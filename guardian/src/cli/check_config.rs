@@ -8,10 +8,11 @@ pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     match Config::load(path) {
         Ok(config) => {
             println!(
-                "{}: ok ({} rule(s), {} orphan rule(s))",
+                "{}: ok ({} rule(s), {} orphan rule(s), {} pressure rule(s))",
                 path.display(),
                 config.rules.len(),
-                config.orphan_rules.len()
+                config.orphan_rules.len(),
+                config.pressure_rules.len()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -3,6 +3,7 @@
 //! busy production host (they kill nothing until a rule says so).
 
 mod error;
+mod pressure;
 pub mod units;
 
 use std::{
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::ConfigError;
+pub use pressure::{PressureRuleConfig, PsiKind, PsiWindow, Victim};
 pub use units::{Bytes, Glob, Interval, Pattern, Threshold};
 
 /// Where the daemon reads its config when `--config` is not given.
@@ -37,6 +39,8 @@ pub struct Config {
     pub rules: Vec<Spanned<RuleConfig>>,
     #[serde(rename = "orphan_rule")]
     pub orphan_rules: Vec<Spanned<OrphanRuleConfig>>,
+    #[serde(rename = "pressure_rule")]
+    pub pressure_rules: Vec<Spanned<PressureRuleConfig>>,
 }
 
 /// Which memory source feeds the model.
@@ -327,7 +331,7 @@ pub struct OrphanRuleConfig {
     pub dry_run: bool,
 }
 
-fn default_grace() -> Interval {
+pub(crate) fn default_grace() -> Interval {
     Interval(std::time::Duration::from_secs(10))
 }
 
@@ -398,7 +402,11 @@ impl Config {
             .orphan_rules
             .iter()
             .map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
-        for (offset, name) in rules.chain(orphans) {
+        let pressure = self
+            .pressure_rules
+            .iter()
+            .map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
+        for (offset, name) in rules.chain(orphans).chain(pressure) {
             if name.trim().is_empty() {
                 return invalid(offset, "rule.name must not be empty".into());
             }
@@ -409,7 +417,30 @@ impl Config {
                 );
             }
         }
+        for rule in &self.pressure_rules {
+            let offset = rule.span().start;
+            let rule = rule.get_ref();
+            if rule.trigger_count() != 1 {
+                return invalid(
+                    offset,
+                    format!(
+                        "pressure_rule {:?} needs exactly one trigger: mem_available_below, \
+                         swap_free_below, psi_some_above or psi_full_above (it sets {})",
+                        rule.name,
+                        rule.trigger_count()
+                    ),
+                );
+            }
+            if let Some(message) = rule.psi_problem() {
+                return invalid(offset, message);
+            }
+        }
         Ok(())
+    }
+
+    /// The `[[pressure_rule]]` tables without their spans.
+    pub fn pressure_rules(&self) -> impl Iterator<Item = &PressureRuleConfig> {
+        self.pressure_rules.iter().map(Spanned::get_ref)
     }
 
     /// The `[[rule]]` tables without their spans.

@@ -118,3 +118,63 @@ fn slow_window_beyond_the_longest_detector_window_is_rejected() {
     assert!(message.contains("64m"), "{message}");
     parse("[trends]\nslow_window = \"64m\"\n").expect("64m is the longest window");
 }
+
+#[test]
+fn pressure_rules_parse_every_trigger() {
+    let config = parse(
+        "[[pressure_rule]]\nname = \"a\"\nmem_available_below = \"5%\"\nsustain = \"10s\"\n\
+         [[pressure_rule]]\nname = \"b\"\nswap_free_below = \"512MiB\"\n\
+         [[pressure_rule]]\nname = \"c\"\npsi_some_above = 20\npsi_window = \"60s\"\n\
+         [[pressure_rule]]\nname = \"d\"\npsi_full_above = 5.5\npsi_cgroup = \"/system.slice/app.service\"\n\
+         scope = \"any\"\nmatch = { unit = \"app.service\" }\naction = \"kill\"\ndry_run = true\n",
+    )
+    .expect("pressure rules");
+    assert_eq!(config.pressure_rules().count(), 4);
+    let d = config.pressure_rules().nth(3).expect("rule d");
+    assert_eq!(d.psi_full_above, Some(5.5));
+    assert_eq!(d.cooldown.0, std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn pressure_rules_need_exactly_one_valid_trigger() {
+    let cases = [
+        (
+            "[[pressure_rule]]\nname = \"none\"\n",
+            "exactly one trigger",
+        ),
+        (
+            "[[pressure_rule]]\nname = \"two\"\nmem_available_below = \"1GiB\"\npsi_some_above = 10\n",
+            "exactly one trigger",
+        ),
+        (
+            "[[pressure_rule]]\nname = \"pct\"\npsi_full_above = 150\n",
+            "0 to 100",
+        ),
+        (
+            "[[pressure_rule]]\nname = \"rel\"\npsi_some_above = 10\npsi_cgroup = \"app/../x\"\n",
+            "absolute path",
+        ),
+        (
+            "[[pressure_rule]]\nname = \"nopsi\"\nmem_available_below = \"1GiB\"\npsi_cgroup = \"/app\"\n",
+            "psi_cgroup needs",
+        ),
+    ];
+    for (text, expected) in cases {
+        let text = format!("[daemon]\nscan_interval = \"1s\"\n\n{text}");
+        let (line, _, message) = error_position(&text);
+        assert_eq!(line, 4, "{text}");
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+    let (line, column, message) =
+        error_position("[[pressure_rule]]\nname = \"x\"\nmem_available_below = \"0%\"\n");
+    assert_eq!((line, column), (3, 23));
+    assert!(message.contains("percentage"), "{message}");
+}
+
+#[test]
+fn pressure_rule_names_share_the_rule_namespace() {
+    let (_, _, message) = error_position(
+        "[[rule]]\nname = \"a\"\nthreshold = \"1GiB\"\n[[pressure_rule]]\nname = \"a\"\nmem_available_below = \"1GiB\"\n",
+    );
+    assert!(message.contains("more than one rule"), "{message}");
+}

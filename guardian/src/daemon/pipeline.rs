@@ -10,7 +10,7 @@ use std::{
 use crate::{
     config::Config,
     model::Model,
-    policy::{Executor, Policy, PolicyError, RuleThreshold, Tracked},
+    policy::{Executor, Policy, PolicyError, PressureStatus, RuleThreshold, Tracked},
     snapshot::{AppState, Snapshot, SourceStatus},
     sources::{KernelEvent, Source},
     trends::{TrendBook, TrendReport, Verdict},
@@ -37,6 +37,7 @@ pub struct Pipeline {
     /// The model this pipeline owns; published snapshots share it (copy on write).
     model: Arc<Model>,
     thresholds: Arc<[RuleThreshold]>,
+    pressure: Arc<[PressureStatus]>,
     tracked: Arc<[Tracked]>,
     reports: Arc<[TrendReport]>,
     /// When the model last took fresh data; `None` until the first scan.
@@ -70,6 +71,7 @@ impl Pipeline {
             status: Arc::clone(&published.status),
             model: Arc::clone(&published.model),
             thresholds: Arc::clone(&published.thresholds),
+            pressure: Arc::clone(&published.pressure),
             tracked: Arc::clone(&published.tracked),
             reports: Arc::clone(&published.trends),
             updated: None,
@@ -119,6 +121,7 @@ impl Pipeline {
             model: Arc::clone(&self.model),
             status: Arc::clone(&self.status),
             thresholds: Arc::clone(&self.thresholds),
+            pressure: Arc::clone(&self.pressure),
             tracked: Arc::clone(&self.tracked),
             trends: Arc::clone(&self.reports),
             ledger: self.executor.ledger(),
@@ -344,6 +347,7 @@ impl Pipeline {
         let total = self.model.host.total;
         self.tracked = self.policy.tracked(total).into();
         self.thresholds = self.policy.thresholds(total).into();
+        self.pressure = self.policy.pressure_status(Instant::now()).into();
         for mut decision in decisions {
             // The name as the table has it now: no runtime is asked on the kill path.
             decision.container = names.of(&decision.process.class).cloned();

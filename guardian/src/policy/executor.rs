@@ -107,6 +107,7 @@ impl Executor {
             threshold_bytes: decision.threshold,
             reason: decision.reason.clone(),
             signals,
+            trigger: decision.trigger.clone(),
         };
         let (intent, written) = self.write_intent(intent).await;
         let intent_seq = written

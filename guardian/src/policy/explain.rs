@@ -152,6 +152,50 @@ impl Policy {
             });
             rules.push(verdict(&rule.name, RuleKind::Orphan, None, checks));
         }
+        let cgroup_psi = super::pressure::read_cgroup_psi(
+            &self.v2_root,
+            self.pressure
+                .iter()
+                .filter_map(|rule| rule.trigger.cgroup()),
+        );
+        for (rule, state) in self.pressure.iter().zip(&self.pressure_state) {
+            let mut checks = matcher_checks(&rule.matchers, process, &class);
+            let measured = rule.trigger.measure(&model.host, &cgroup_psi);
+            checks.push(CheckResult {
+                check: "trigger",
+                ok: measured.is_some_and(|measured| measured.firing),
+                detail: match measured {
+                    Some(measured) => rule.trigger.describe(measured),
+                    None => format!(
+                        "{} cannot be measured now (no MemTotal, no swap, or no PSI file)",
+                        rule.trigger.name()
+                    ),
+                },
+            });
+            let sustain = humantime::format_duration(rule.sustain);
+            checks.push(CheckResult {
+                check: "sustain",
+                ok: true,
+                detail: match state.since {
+                    Some(since) => format!(
+                        "the trigger has held for {:.1}s of the {sustain} required",
+                        now.saturating_duration_since(since).as_secs_f64()
+                    ),
+                    None => format!("the trigger must hold for {sustain}"),
+                },
+            });
+            checks.push(CheckResult {
+                check: "victim",
+                ok: true,
+                detail: format!(
+                    "when it fires, the rule kills the matching process with the largest RSS \
+                     (this one: {}), then waits {} before the next",
+                    bytes(process.memory.rss),
+                    humantime::format_duration(rule.cooldown)
+                ),
+            });
+            rules.push(verdict(&rule.name, RuleKind::Pressure, None, checks));
+        }
         Explanation {
             pid: process.key.pid,
             start_ticks: process.key.start_ticks,
@@ -452,6 +496,7 @@ impl fmt::Display for Explanation {
             let kind = match rule.kind {
                 RuleKind::Threshold => "rule",
                 RuleKind::Orphan => "orphan rule",
+                RuleKind::Pressure => "pressure rule",
             };
             writeln!(f, "{kind} {:?}: {verdict}", rule.rule)?;
             for check in &rule.checks {

@@ -11,6 +11,7 @@ mod explain;
 mod killer;
 mod ledger;
 mod orphan;
+mod pressure;
 mod protect;
 mod ratelimit;
 mod report;
@@ -27,7 +28,7 @@ use serde::Serialize;
 
 use crate::{
     classify::Classification,
-    config::{Config, KillAction, Scope, Threshold},
+    config::{self, Config, KillAction, Scope, Threshold},
     model::{Model, Process, ProcessKey},
 };
 
@@ -36,10 +37,12 @@ pub use explain::{Explanation, RuleVerdict};
 pub use killer::{KILL_CONFIRM, KillResult};
 pub use ledger::{Ledger, OutcomeCount};
 pub use orphan::{Adopter, SUBREAPERS};
+pub use pressure::PressureStatus;
 pub use protect::{BUILTIN_COMMS, Protected};
 pub use report::KillReport;
 pub use vetting::{Confirmation, Executable, RUNTIME_HELPERS, Vetted};
 
+use pressure::{PressureRule, PressureState};
 use ratelimit::{Backoff, RateLimiter};
 use rules::{OrphanRule, ThresholdRule};
 use vetting::Vetting;
@@ -57,6 +60,8 @@ pub enum PolicyError {
         #[source]
         source: nix::Error,
     },
+    #[error("pressure_rule {rule:?} sets no trigger")]
+    NoTrigger { rule: String },
 }
 
 /// Which kind of rule made a decision.
@@ -65,6 +70,7 @@ pub enum PolicyError {
 pub enum RuleKind {
     Threshold,
     Orphan,
+    Pressure,
 }
 
 /// A process to kill now, and everything the executor, the kill log and the operator
@@ -86,6 +92,8 @@ pub struct Decision {
     /// What the runtime calls the container, from the name table (the pipeline fills it
     /// in; the policy does not know names).
     pub container: Option<std::sync::Arc<crate::names::ContainerName>>,
+    /// What a pressure rule measured when it fired.
+    pub trigger: Option<crate::audit::Trigger>,
 }
 
 /// A process a threshold rule has seen above its threshold and is waiting out `sustain`
@@ -135,6 +143,11 @@ pub struct Policy {
     /// counted and logged once, not on every scan).
     held_back: HashSet<ProcessKey>,
     suppressed: Suppressed,
+    pressure: Vec<PressureRule>,
+    /// One per pressure rule, in the same order.
+    pressure_state: Vec<PressureState>,
+    /// Where the v2 cgroups named by PSI triggers are read.
+    v2_root: std::path::PathBuf,
 }
 
 impl Policy {
@@ -167,6 +180,12 @@ impl Policy {
             dry_brakes: Brakes::new(&config.safety),
             held_back: HashSet::new(),
             suppressed: Suppressed::default(),
+            pressure: config
+                .pressure_rules()
+                .map(PressureRule::compile)
+                .collect::<Result<_, _>>()?,
+            pressure_state: vec![PressureState::default(); config.pressure_rules.len()],
+            v2_root: pressure::v2_root(Path::new("/sys/fs/cgroup")),
         })
     }
 
@@ -184,6 +203,11 @@ impl Policy {
                 next.sustain.insert((new_index, *key), *since);
             }
         }
+        for (rule, state) in self.pressure.iter().zip(&self.pressure_state) {
+            if let Some(new_index) = next.pressure.iter().position(|new| new.name == rule.name) {
+                next.pressure_state[new_index] = state.clone();
+            }
+        }
         next.decided = std::mem::take(&mut self.decided);
         next.held_back = std::mem::take(&mut self.held_back);
         next.suppressed = self.suppressed;
@@ -194,7 +218,7 @@ impl Policy {
 
     /// True when the config has any rule at all (without rules the policy never decides).
     pub fn has_rules(&self) -> bool {
-        !self.rules.is_empty() || !self.orphans.is_empty()
+        !self.rules.is_empty() || !self.orphans.is_empty() || !self.pressure.is_empty()
     }
 
     /// Sustain bookkeeping over the whole model; returns the decisions due now, biggest
@@ -206,16 +230,34 @@ impl Policy {
         } else {
             Some(crate::sources::kernfs::system::seconds_since_boot())
         };
-        self.evaluate_at(model, now, uptime)
+        let cgroup_psi = pressure::read_cgroup_psi(
+            &self.v2_root,
+            self.pressure
+                .iter()
+                .filter_map(|rule| rule.trigger.cgroup()),
+        );
+        self.evaluate_with(model, now, uptime, &cgroup_psi)
     }
 
     /// [`Policy::evaluate`] with the seconds since boot given (orphan ages count on it;
     /// without it orphan rules do not fire).
+    #[cfg(test)]
     pub(crate) fn evaluate_at(
         &mut self,
         model: &Model,
         now: Instant,
         uptime: Option<f64>,
+    ) -> Vec<Decision> {
+        self.evaluate_with(model, now, uptime, &HashMap::new())
+    }
+
+    /// [`Policy::evaluate_at`] with the PSI of the v2 cgroups pressure rules name.
+    pub(crate) fn evaluate_with(
+        &mut self,
+        model: &Model,
+        now: Instant,
+        uptime: Option<f64>,
+        cgroup_psi: &HashMap<String, crate::model::Pressure>,
     ) -> Vec<Decision> {
         self.sustain
             .retain(|(_, key), _| model.process(key).is_some());
@@ -238,8 +280,116 @@ impl Policy {
                 .cmp(&a.process.memory.rss)
                 .then(a.process.key.pid.cmp(&b.process.key.pid))
         });
-        due.into_iter()
+        let mut admitted: Vec<Decision> = due
+            .into_iter()
             .filter(|decision| self.admit(decision, now))
+            .collect();
+        for index in 0..self.pressure.len() {
+            if let Some(decision) = self.pressure_due(index, model, now, cgroup_psi) {
+                admitted.push(decision);
+            }
+        }
+        admitted
+    }
+
+    /// Measures pressure rule `index`, keeps its sustain timer, and when it has held for
+    /// `sustain` outside its cooldown picks the victim: the largest RSS among matching,
+    /// unprotected processes not already decided on that the brakes admit.
+    fn pressure_due(
+        &mut self,
+        index: usize,
+        model: &Model,
+        now: Instant,
+        cgroup_psi: &HashMap<String, crate::model::Pressure>,
+    ) -> Option<Decision> {
+        let rule = &self.pressure[index];
+        let measured = rule.trigger.measure(&model.host, cgroup_psi);
+        let state = &mut self.pressure_state[index];
+        state.last = measured;
+        let Some(measured) = measured.filter(|measured| measured.firing) else {
+            state.since = None;
+            return None;
+        };
+        let since = *state.since.get_or_insert(now);
+        let held = now.saturating_duration_since(since);
+        if held < rule.sustain || state.quiet_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        let mut candidates: Vec<(&Process, Classification)> = model
+            .processes()
+            .filter(|process| !self.decided.contains_key(&process.key))
+            .filter(|process| self.protect.check(process, &self.vetting).is_none())
+            .filter_map(|process| {
+                let class = self.vetting.scope_class(process, model);
+                rule.matchers
+                    .matches(process, &class)
+                    .then(|| (process, class.into_owned()))
+            })
+            .collect();
+        let config::Victim::Largest = rule.victim;
+        candidates.sort_by(|(a, _), (b, _)| {
+            b.memory
+                .rss
+                .cmp(&a.memory.rss)
+                .then(a.key.pid.cmp(&b.key.pid))
+        });
+        let trigger = rule.trigger.record(measured);
+        let words = rule.trigger.describe(measured);
+        let decisions: Vec<Decision> = candidates
+            .into_iter()
+            .map(|(process, _)| Decision {
+                rule: rule.name.clone(),
+                kind: RuleKind::Pressure,
+                process: process.clone(),
+                threshold: None,
+                reason: format!(
+                    "{words} for {:.1}s (sustain {}); largest matching process, rss {}",
+                    held.as_secs_f64(),
+                    humantime::format_duration(rule.sustain),
+                    bytes(process.memory.rss),
+                ),
+                action: rule.action,
+                grace: rule.grace,
+                dry_run: rule.dry_run,
+                trigger: Some(trigger.clone()),
+                container: None,
+            })
+            .collect();
+        let cooldown = rule.cooldown;
+        for decision in decisions {
+            if self.admit(&decision, now) {
+                let state = &mut self.pressure_state[index];
+                state.since = None;
+                state.quiet_until = Some(now + cooldown);
+                return Some(decision);
+            }
+            let brakes = if decision.dry_run {
+                &mut self.dry_brakes
+            } else {
+                &mut self.brakes
+            };
+            if brakes.rate.check(now).is_err() {
+                break;
+            }
+        }
+        None
+    }
+
+    /// Every pressure rule's trigger as last measured, for metrics and the API.
+    pub fn pressure_status(&self, now: Instant) -> Vec<PressureStatus> {
+        self.pressure
+            .iter()
+            .zip(&self.pressure_state)
+            .map(|(rule, state)| PressureStatus {
+                rule: rule.name.clone(),
+                trigger: rule.trigger.name(),
+                value: state.last.map(|measured| measured.value),
+                threshold: state.last.map(|measured| measured.threshold),
+                firing: state.last.is_some_and(|measured| measured.firing),
+                held_s: state.since.map_or(0.0, |since| {
+                    now.saturating_duration_since(since).as_secs_f64()
+                }),
+            })
             .collect()
     }
 
@@ -287,6 +437,7 @@ impl Policy {
                     grace: rule.grace,
                     dry_run: rule.dry_run,
                     container: None,
+                    trigger: None,
                 });
             }
         }
@@ -311,6 +462,7 @@ impl Policy {
                     grace: rule.grace,
                     dry_run: rule.dry_run,
                     container: None,
+                    trigger: None,
                 },
             )
         })

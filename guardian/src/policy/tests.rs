@@ -726,3 +726,5 @@ fn a_container_with_an_ancestor_not_yet_seen_keeps_its_classification() {
         Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");
     assert!(policy.evaluate_at(&model, Instant::now(), None).is_empty());
 }
+
+mod pressure;

@@ -55,6 +55,7 @@ fn decision(hog: &TestProcess, marker: &str, start_ticks: u64, action: KillActio
         grace: Duration::from_secs(1),
         dry_run: false,
         container: None,
+        trigger: None,
     }
 }
 

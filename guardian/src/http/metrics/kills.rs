@@ -72,7 +72,8 @@ pub fn encode(
     let names = config
         .rules()
         .map(|rule| rule.name.as_str())
-        .chain(config.orphan_rules().map(|rule| rule.name.as_str()));
+        .chain(config.orphan_rules().map(|rule| rule.name.as_str()))
+        .chain(config.pressure_rules().map(|rule| rule.name.as_str()));
     for name in names {
         for outcome in outcomes() {
             all.insert((name, outcome.as_str()), 0);

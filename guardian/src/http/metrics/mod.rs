@@ -11,6 +11,7 @@ mod host;
 mod kills;
 mod labels;
 mod own_process;
+mod pressure;
 mod processes;
 mod self_metrics;
 #[cfg(test)]
@@ -118,6 +119,7 @@ impl Collector for StateCollector {
         processes::encode(&processes, &mut encoder)?;
         processes::encode_tracked(&tracked_rows, &mut encoder)?;
         trends::encode(&reports, model, &mut encoder)?;
+        pressure::encode(&snapshot.pressure, &mut encoder)?;
         kills::encode(config, &snapshot.thresholds, &snapshot.ledger, &mut encoder)
     }
 }

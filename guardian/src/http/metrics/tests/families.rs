@@ -153,6 +153,7 @@ fn kill_report(rule: &str, outcome: OutcomeKind) -> KillReport {
             threshold_bytes: None,
             reason: String::new(),
             signals: Vec::new(),
+            trigger: None,
         },
         result: KillResult {
             outcome,
