@@ -7,6 +7,9 @@ use anyhow::Context as _;
 use super::RunArgs;
 use crate::config::{self, Config};
 
+/// Stack of each runtime thread (workers and blocking pool).
+const WORKER_STACK: usize = 512 * 1024;
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     super::logging::init(args.log_format);
     let (mut config, path) = load(&args)?;
@@ -27,6 +30,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // mlockall makes every thread's whole stack resident: 2 MiB each by default.
+        // The pipeline runs on the main thread; workers serve HTTP, read the ring
+        // buffer, look up container names and write the kill log, none of it deep.
+        .thread_stack_size(WORKER_STACK)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -1,6 +1,7 @@
 //! The daemon: wires sources, model, policy, trends and outputs together, and handles
 //! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config).
 
+mod memory;
 pub mod notify;
 mod pipeline;
 
@@ -51,9 +52,7 @@ pub enum DaemonError {
 /// Runs until SIGTERM or SIGINT. `config_path` is reread on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let config = Arc::new(config);
-    if config.daemon.lock_memory {
-        lock_memory();
-    }
+    memory::tune_allocator();
     let kill_log = KillLog::open(&config.kill_log).map_err(|error| match &error {
         AuditError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             DaemonError::KillLogDenied { error }
@@ -90,6 +89,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     // Before READY=1: systemd may send SIGHUP (reload) or SIGTERM as soon as it has it.
     let signals = Signals::install()?;
     pipeline.full_tick().await;
+    // The programs are loaded (their BTF freed) and the model is full: trim, then lock
+    // what is left, before telling systemd the guardian is ready.
+    memory::trim_and_lock(config.daemon.lock_memory);
     tracing::info!(
         source = kind.as_str(),
         processes = state.snapshot().model.process_count(),
@@ -209,13 +211,5 @@ fn reload(pipeline: &mut pipeline::Pipeline, path: Option<&std::path::Path>) {
         Err(error @ ConfigError::Invalid { .. }) | Err(error @ ConfigError::Read { .. }) => {
             tracing::error!(%error, "config reload rejected; the old config stays in force");
         }
-    }
-}
-
-/// mlockall so the guardian keeps running under the memory pressure it fights.
-fn lock_memory() {
-    use nix::sys::mman::{MlockAllFlags, mlockall};
-    if let Err(error) = mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
-        tracing::warn!(%error, "mlockall failed; the guardian's memory may be swapped or reclaimed");
     }
 }

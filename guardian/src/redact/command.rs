@@ -469,7 +469,8 @@ fn part_ranges(part: Part, value: &str) -> Option<Range<usize>> {
                 return None;
             }
             let rest = &body[slash + 1..];
-            let end = rest.find('@').unwrap_or(rest.len());
+            // The connect identifier follows the last `@`: a password may hold one.
+            let end = rest.rfind('@').unwrap_or(rest.len());
             Some(start + slash + 1..start + slash + 1 + end)
         }
         Part::Literal => match value.split_once('=') {

@@ -41,9 +41,10 @@ static COOKIE: LazyLock<Regex> =
 /// Other `Name: value` pairs (`X-Api-Key: k`, YAML `password: x`); the name decides.
 static HEADER: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\b([A-Za-z][A-Za-z0-9_.-]*)\s*:[ \t]*([^\s'\x22,}]+)"));
-/// `scheme://user:password@host`.
+/// `scheme://user:password@host`. The password runs to the last `@` of the authority:
+/// a password written with an unescaped `@` (`app:p@ss@db`) is still a password.
 static URL_USERINFO: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@"));
+    LazyLock::new(|| regex(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s]+)@"));
 /// `name=value`, after a separator; values may be quoted (`password='a b'`).
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     regex(

@@ -10,6 +10,7 @@ mod daemon;
 pub(crate) mod harness;
 mod kernel_btf;
 mod kill_latency;
+mod memory;
 mod null_probe;
 mod oom_latency;
 mod parse;
@@ -34,8 +35,8 @@ pub struct Binaries {
 /// Which benchmarks run, and how often.
 #[derive(Clone, Debug, clap::Parser)]
 pub struct Options {
-    /// Only these benchmarks (comma-separated): storm, scan, parse, oom, kill, extra.
-    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "parse", "oom", "kill", "extra"].map(String::from))]
+    /// Only these benchmarks (comma-separated): storm, scan, parse, memory, oom, kill, extra.
+    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "parse", "memory", "oom", "kill", "extra"].map(String::from))]
     pub only: Vec<String>,
     /// Page-fault storm rounds (each runs every arm once, order alternating).
     #[arg(long, default_value_t = 9)]
@@ -49,7 +50,7 @@ pub struct Options {
     /// Guardian-vs-ps pairs per process count in the scan benchmark.
     #[arg(long, default_value_t = 5)]
     pub pairs: usize,
-    /// Process counts for the scan benchmark.
+    /// Process counts for the scan and memory benchmarks.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
     pub processes: Vec<usize>,
     /// OOM kills and threshold kills measured per mode.
@@ -76,6 +77,9 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
     setup::setup(root, setup::For::Tests)?;
     harness::catch_interrupts()?;
     ensure_bpftrace(root)?;
+    if options.only.iter().any(|only| only == "memory") {
+        ensure_node_exporter(root)?;
+    }
     let bins = build(root, options.debug)?;
     let wants = |name: &str| options.only.iter().any(|only| only == name);
     let mut rows = Vec::new();
@@ -97,6 +101,7 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
         scan::run(&bins, &options.processes, options.pairs)
     });
     timed("parse", &mut || parse::run(root, options.debug));
+    timed("memory", &mut || memory::run(&bins, &options.processes));
     timed("oom", &mut || oom_latency::run(&bins, options.runs));
     timed("kill", &mut || kill_latency::run(&bins, options.runs));
     println!(
@@ -146,6 +151,30 @@ fn ensure_bpftrace(root: &Path) -> anyhow::Result<()> {
         "install bpftrace",
         "apt-get",
         &["install", "-y", "-q", "--no-install-recommends", "bpftrace"],
+        &env,
+    )
+}
+
+/// node-exporter is the reference beside the guardian's own memory. Installing it starts
+/// Debian's service where systemd runs; the benchmark starts its own on a free port.
+fn ensure_node_exporter(root: &Path) -> anyhow::Result<()> {
+    if Path::new("/usr/bin/prometheus-node-exporter").is_file() {
+        return Ok(());
+    }
+    println!("setup: installing prometheus-node-exporter: the own-memory reference");
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    cmd::run_env(root, "apt-get update", "apt-get", &["update", "-q"], &env)?;
+    cmd::run_env(
+        root,
+        "install prometheus-node-exporter",
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "prometheus-node-exporter",
+        ],
         &env,
     )
 }
