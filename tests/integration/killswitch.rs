@@ -60,6 +60,20 @@ pub fn wait_outcome(daemon: &Daemon, pid: i32) -> serde_json::Value {
     .unwrap_or_else(|| panic!("no outcome for pid {pid} in the kill log\n{}", daemon.log()))
 }
 
+/// Waits until `/api/v1/kills` lists `pid`: the API shows the snapshot published after
+/// the kill report, a tick later than the kill log has it.
+pub fn wait_api_kill(daemon: &Daemon, pid: i32) {
+    let listed = wait_for(KILL_TIMEOUT, || {
+        mentions_pid(&daemon.get_json("/api/v1/kills"), pid).then_some(())
+    });
+    assert!(
+        listed.is_some(),
+        "/api/v1/kills never listed pid {pid}: {}\n{}",
+        daemon.get_json("/api/v1/kills"),
+        daemon.log()
+    );
+}
+
 /// Waits until the test's process has exited (and reaps it).
 pub fn wait_exit(process: &mut TestProcess, daemon: &Daemon) {
     let exited = wait_for(KILL_TIMEOUT, || process.has_exited().then_some(()));
@@ -123,8 +137,7 @@ fn host_process_above_threshold_is_killed_and_one_below_is_not() {
     assert_eq!(intent["dry_run"], false);
     assert_eq!(wait_outcome(&daemon, big.pid())["outcome"], "exited");
     assert_spared(&mut small, &daemon);
-    let kills = daemon.get_json("/api/v1/kills");
-    assert!(mentions_pid(&kills, big.pid()), "{kills}");
+    wait_api_kill(&daemon, big.pid());
 }
 
 #[test]
@@ -145,8 +158,7 @@ fn dry_run_kills_nothing_and_still_reports_the_decision() {
         .find(|r| r["kind"] == "intent")
         .expect("intent");
     assert_eq!(intent["dry_run"], true);
-    let kills = daemon.get_json("/api/v1/kills");
-    assert!(mentions_pid(&kills, big.pid()), "{kills}");
+    wait_api_kill(&daemon, big.pid());
     std::thread::sleep(SPARE_WAIT);
     assert!(!big.has_exited(), "dry run killed pid {}", big.pid());
 }
