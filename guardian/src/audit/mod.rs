@@ -18,6 +18,6 @@ pub mod verify;
 mod writer;
 
 pub use error::AuditError;
-pub use record::{Intent, Outcome, OutcomeKind, RecordKind, Trigger};
+pub use record::{Intent, Outcome, OutcomeKind, RecordKind, TrendTrigger, Trigger};
 pub use verify::{VerifyReport, verify};
 pub use writer::{KillLog, MAX_CMDLINE_BYTES, intent_fields, outcome_fields, seal_record};

@@ -26,25 +26,48 @@ pub struct Intent {
     pub reason: String,
     /// Signals the plan sends, in order ("SIGTERM", "SIGKILL").
     pub signals: Vec<String>,
-    /// What a pressure rule measured when it fired (absent for threshold and orphan
-    /// rules, and in records written before pressure rules existed).
+    /// What a pressure or leak rule measured when it fired (absent for threshold and
+    /// orphan rules, and in records written before those rules existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
 }
 
-/// A pressure rule's trigger and the value it measured, as the kill log records it.
+/// A pressure or leak rule's trigger and the value it measured, as the kill log
+/// records it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Trigger {
-    /// "mem_available", "swap_free", "psi_some" or "psi_full".
+    /// "mem_available", "swap_free", "psi_some" or "psi_full" (pressure rules); "leak" or
+    /// "imminent" (leak rules).
     pub trigger: String,
-    /// "host", or the v2 cgroup whose `memory.pressure` was read.
+    /// "host", or the v2 cgroup whose `memory.pressure` was read; "trend" for leak rules.
     pub source: String,
     /// The PSI average compared ("avg10", "avg60"); none for byte triggers.
     pub window: Option<String>,
-    /// Measured: bytes for mem_available and swap_free, percent stalled for PSI.
+    /// Measured: bytes for mem_available and swap_free, percent stalled for PSI; for
+    /// leak rules the slope (leak, bytes/s) or the time to the limit (imminent, seconds).
     pub value: f64,
-    /// The rule's limit in the same unit (a percentage of MemTotal resolved to bytes).
+    /// The rule's limit in the same unit (a percentage of MemTotal resolved to bytes);
+    /// for leak rules 0 (leak without `within`) or `within` in seconds.
     pub threshold: f64,
+    /// What the trend detector said of the process (leak rules only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<TrendTrigger>,
+}
+
+/// The trend detector's view of the process a leak rule acted on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrendTrigger {
+    /// "leak", "growing", "stable" or "warming-up".
+    pub verdict: String,
+    /// The leak's (or rise's) slope, bytes per second.
+    pub slope_bytes_per_second: f64,
+    /// Confidence (0..1) that memory rises.
+    pub confidence: f64,
+    /// Seconds until the nearest limit at the current rise; none while not approaching.
+    pub time_to_limit_s: Option<f64>,
+    pub limit_bytes: Option<u64>,
+    /// "cgroup", "rule" or "host".
+    pub limit_kind: Option<String>,
 }
 
 /// How a decision ended.

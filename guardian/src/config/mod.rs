@@ -3,6 +3,7 @@
 //! busy production host (they kill nothing until a rule says so).
 
 mod error;
+mod leak;
 mod pressure;
 pub mod units;
 
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::ConfigError;
+pub use leak::{LeakOn, LeakRuleConfig};
 pub use pressure::{PressureRuleConfig, PsiKind, PsiWindow, Victim};
 pub use units::{Bytes, Glob, Interval, Pattern, Threshold};
 
@@ -41,6 +43,8 @@ pub struct Config {
     pub orphan_rules: Vec<Spanned<OrphanRuleConfig>>,
     #[serde(rename = "pressure_rule")]
     pub pressure_rules: Vec<Spanned<PressureRuleConfig>>,
+    #[serde(rename = "leak_rule")]
+    pub leak_rules: Vec<Spanned<LeakRuleConfig>>,
 }
 
 /// Which memory source feeds the model.
@@ -406,7 +410,11 @@ impl Config {
             .pressure_rules
             .iter()
             .map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
-        for (offset, name) in rules.chain(orphans).chain(pressure) {
+        let leak = self
+            .leak_rules
+            .iter()
+            .map(|rule| (rule.span().start, rule.get_ref().name.as_str()));
+        for (offset, name) in rules.chain(orphans).chain(pressure).chain(leak) {
             if name.trim().is_empty() {
                 return invalid(offset, "rule.name must not be empty".into());
             }
@@ -435,7 +443,26 @@ impl Config {
                 return invalid(offset, message);
             }
         }
+        for rule in &self.leak_rules {
+            if let Some(message) = rule.get_ref().problem() {
+                return invalid(rule.span().start, message);
+            }
+            if !self.trends.enabled {
+                return invalid(
+                    rule.span().start,
+                    format!(
+                        "leak_rule {:?} needs the trend detector: set trends.enabled = true",
+                        rule.get_ref().name
+                    ),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The `[[leak_rule]]` tables without their spans.
+    pub fn leak_rules(&self) -> impl Iterator<Item = &LeakRuleConfig> {
+        self.leak_rules.iter().map(Spanned::get_ref)
     }
 
     /// The `[[pressure_rule]]` tables without their spans.

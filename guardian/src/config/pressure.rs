@@ -42,6 +42,9 @@ pub enum Victim {
     /// protect list and containers).
     #[default]
     Largest,
+    /// The steepest rise by the trend detector's slope; the largest when no matching
+    /// process has a rising trend yet (the reason says so).
+    FastestGrowing,
 }
 
 /// `[[pressure_rule]]`: exactly one trigger (`mem_available_below`, `swap_free_below`,

@@ -161,6 +161,9 @@ impl Pipeline {
         );
         self.refresh(full);
         self.observe_trends();
+        if self.policy.wants_trends() {
+            self.policy.set_trends(&self.reports);
+        }
         self.act();
         self.publish();
     }

@@ -184,17 +184,64 @@ impl Policy {
                     None => format!("the trigger must hold for {sustain}"),
                 },
             });
+            let growth = self
+                .trends
+                .get(&process.key)
+                .map_or(0.0, super::TrendSignal::growth);
             checks.push(CheckResult {
                 check: "victim",
                 ok: true,
-                detail: format!(
-                    "when it fires, the rule kills the matching process with the largest RSS \
-                     (this one: {}), then waits {} before the next",
-                    bytes(process.memory.rss),
-                    humantime::format_duration(rule.cooldown)
-                ),
+                detail: match rule.victim {
+                    crate::config::Victim::Largest => format!(
+                        "when it fires, the rule kills the matching process with the largest \
+                         RSS (this one: {}), then waits {} before the next",
+                        bytes(process.memory.rss),
+                        humantime::format_duration(rule.cooldown)
+                    ),
+                    crate::config::Victim::FastestGrowing => format!(
+                        "when it fires, the rule kills the matching process growing fastest by \
+                         the trend detector (this one: {}/min, rss {}; the largest when none \
+                         has a rising trend), then waits {} before the next",
+                        bytes((growth * 60.0) as u64),
+                        bytes(process.memory.rss),
+                        humantime::format_duration(rule.cooldown)
+                    ),
+                },
             });
             rules.push(verdict(&rule.name, RuleKind::Pressure, None, checks));
+        }
+        for rule in &self.leaks {
+            let mut checks = matcher_checks(&rule.matchers, process, &class);
+            checks.push(match self.trends.get(&process.key) {
+                Some(signal) => CheckResult {
+                    check: "trend",
+                    ok: rule.holds(signal),
+                    detail: rule.fired(signal).words,
+                },
+                None => CheckResult {
+                    check: "trend",
+                    ok: false,
+                    detail: format!(
+                        "no trend for this process here (explain reads /proc once; the \
+                         daemon's detector tracks processes from trends.min_rss up, and its \
+                         verdicts are in GET /api/v1/trends); the rule acts on {}",
+                        match (rule.on, rule.within) {
+                            (crate::config::LeakOn::Leak, None) => "a leak verdict".to_string(),
+                            (crate::config::LeakOn::Leak, Some(within)) => format!(
+                                "a leak verdict with the limit within {}",
+                                humantime::format_duration(within)
+                            ),
+                            (crate::config::LeakOn::Imminent, within) => format!(
+                                "the limit within {}",
+                                within
+                                    .map(|w| humantime::format_duration(w).to_string())
+                                    .unwrap_or_default()
+                            ),
+                        }
+                    ),
+                },
+            });
+            rules.push(verdict(&rule.name, RuleKind::Leak, None, checks));
         }
         Explanation {
             pid: process.key.pid,
@@ -497,6 +544,7 @@ impl fmt::Display for Explanation {
                 RuleKind::Threshold => "rule",
                 RuleKind::Orphan => "orphan rule",
                 RuleKind::Pressure => "pressure rule",
+                RuleKind::Leak => "leak rule",
             };
             writeln!(f, "{kind} {:?}: {verdict}", rule.rule)?;
             for check in &rule.checks {

@@ -9,6 +9,7 @@
 mod executor;
 mod explain;
 mod killer;
+mod leak;
 mod ledger;
 mod orphan;
 mod pressure;
@@ -42,6 +43,7 @@ pub use protect::{BUILTIN_COMMS, Protected};
 pub use report::KillReport;
 pub use vetting::{Confirmation, Executable, RUNTIME_HELPERS, Vetted};
 
+use leak::{LeakRule, TrendSignal};
 use pressure::{PressureRule, PressureState};
 use ratelimit::{Backoff, RateLimiter};
 use rules::{OrphanRule, ThresholdRule};
@@ -71,6 +73,7 @@ pub enum RuleKind {
     Threshold,
     Orphan,
     Pressure,
+    Leak,
 }
 
 /// A process to kill now, and everything the executor, the kill log and the operator
@@ -92,7 +95,7 @@ pub struct Decision {
     /// What the runtime calls the container, from the name table (the pipeline fills it
     /// in; the policy does not know names).
     pub container: Option<std::sync::Arc<crate::names::ContainerName>>,
-    /// What a pressure rule measured when it fired.
+    /// What a pressure or leak rule measured when it fired.
     pub trigger: Option<crate::audit::Trigger>,
 }
 
@@ -148,6 +151,10 @@ pub struct Policy {
     pressure_state: Vec<PressureState>,
     /// Where the v2 cgroups named by PSI triggers are read.
     v2_root: std::path::PathBuf,
+    leaks: Vec<LeakRule>,
+    /// The trend detector's last word on each process it tracks (see
+    /// [`Policy::set_trends`]).
+    trends: HashMap<ProcessKey, TrendSignal>,
 }
 
 impl Policy {
@@ -186,6 +193,11 @@ impl Policy {
                 .collect::<Result<_, _>>()?,
             pressure_state: vec![PressureState::default(); config.pressure_rules.len()],
             v2_root: pressure::v2_root(Path::new("/sys/fs/cgroup")),
+            leaks: config
+                .leak_rules()
+                .map(LeakRule::compile)
+                .collect::<Result<_, _>>()?,
+            trends: HashMap::new(),
         })
     }
 
@@ -211,6 +223,7 @@ impl Policy {
         next.decided = std::mem::take(&mut self.decided);
         next.held_back = std::mem::take(&mut self.held_back);
         next.suppressed = self.suppressed;
+        next.trends = std::mem::take(&mut self.trends);
         std::mem::swap(&mut next.vetting, &mut self.vetting);
         *self = next;
         Ok(())
@@ -218,7 +231,27 @@ impl Policy {
 
     /// True when the config has any rule at all (without rules the policy never decides).
     pub fn has_rules(&self) -> bool {
-        !self.rules.is_empty() || !self.orphans.is_empty() || !self.pressure.is_empty()
+        !self.rules.is_empty()
+            || !self.orphans.is_empty()
+            || !self.pressure.is_empty()
+            || !self.leaks.is_empty()
+    }
+
+    /// Whether any rule reads the trend detector (leak rules, and pressure rules that
+    /// pick the fastest-growing victim): only then does [`Policy::set_trends`] matter.
+    pub fn wants_trends(&self) -> bool {
+        !self.leaks.is_empty()
+            || self
+                .pressure
+                .iter()
+                .any(|rule| rule.victim == config::Victim::FastestGrowing)
+    }
+
+    /// Takes the trend detector's latest reports (after every tick): leak rules act on
+    /// them, pressure rules rank victims by their slope. Processes without a report have
+    /// no trend (not tracked, or too young).
+    pub fn set_trends(&mut self, reports: &[crate::trends::TrendReport]) {
+        self.trends = leak::signals(reports);
     }
 
     /// Sustain bookkeeping over the whole model; returns the decisions due now, biggest
@@ -326,13 +359,32 @@ impl Policy {
                     .then(|| (process, class.into_owned()))
             })
             .collect();
-        let config::Victim::Largest = rule.victim;
         candidates.sort_by(|(a, _), (b, _)| {
             b.memory
                 .rss
                 .cmp(&a.memory.rss)
                 .then(a.key.pid.cmp(&b.key.pid))
         });
+        let growth = |process: &Process| {
+            self.trends
+                .get(&process.key)
+                .map_or(0.0, TrendSignal::growth)
+        };
+        let mut pick = "largest matching process";
+        if rule.victim == config::Victim::FastestGrowing {
+            if candidates.iter().any(|(process, _)| growth(process) > 0.0) {
+                // Stable: among processes not growing, the largest first.
+                candidates.sort_by(|(a, _), (b, _)| growth(b).total_cmp(&growth(a)));
+                pick = "fastest-growing matching process";
+            } else if !candidates.is_empty() {
+                pick = "largest matching process (victim = \"fastest-growing\", but no \
+                        matching process has a rising trend yet)";
+                tracing::info!(
+                    rule = %rule.name,
+                    "no matching process has a rising trend yet: the largest is the victim"
+                );
+            }
+        }
         let trigger = rule.trigger.record(measured);
         let words = rule.trigger.describe(measured);
         let decisions: Vec<Decision> = candidates
@@ -343,10 +395,15 @@ impl Policy {
                 process: process.clone(),
                 threshold: None,
                 reason: format!(
-                    "{words} for {:.1}s (sustain {}); largest matching process, rss {}",
+                    "{words} for {:.1}s (sustain {}); {pick}, rss {}{}",
                     held.as_secs_f64(),
                     humantime::format_duration(rule.sustain),
                     bytes(process.memory.rss),
+                    match growth(process) {
+                        rate if rate > 0.0 =>
+                            format!(", growing {}/min", bytes((rate * 60.0) as u64)),
+                        _ => String::new(),
+                    },
                 ),
                 action: rule.action,
                 grace: rule.grace,
@@ -444,11 +501,24 @@ impl Policy {
         if first.is_some() {
             return first;
         }
-        let uptime = uptime?;
+        let orphan =
+            uptime.and_then(|uptime| self.orphan_due(process, model, &class, uptime, disguise));
+        orphan.or_else(|| self.leak_due(process, &class, disguise))
+    }
+
+    /// The first orphan rule due on `process`.
+    fn orphan_due(
+        &self,
+        process: &Process,
+        model: &Model,
+        class: &Classification,
+        uptime: f64,
+        disguise: &str,
+    ) -> Option<Decision> {
         self.orphans.iter().find_map(|rule| {
             let adopter = orphan::adopter(process, model)?;
             let age = orphan::age_secs(process, uptime);
-            (age > rule.older_than.as_secs_f64() && rule.matchers.matches(process, &class)).then(
+            (age > rule.older_than.as_secs_f64() && rule.matchers.matches(process, class)).then(
                 || Decision {
                     rule: rule.name.clone(),
                     kind: RuleKind::Orphan,
@@ -465,6 +535,38 @@ impl Policy {
                     trigger: None,
                 },
             )
+        })
+    }
+
+    /// The first leak rule due on `process`: the trend detector's last word on it holds
+    /// the rule's trigger, and it matches (a host process: leak rules have host scope).
+    fn leak_due(
+        &self,
+        process: &Process,
+        class: &Classification,
+        disguise: &str,
+    ) -> Option<Decision> {
+        let signal = self.trends.get(&process.key)?;
+        self.leaks.iter().find_map(|rule| {
+            (rule.holds(signal) && rule.matchers.matches(process, class)).then(|| {
+                let fired = rule.fired(signal);
+                Decision {
+                    rule: rule.name.clone(),
+                    kind: RuleKind::Leak,
+                    process: process.clone(),
+                    threshold: None,
+                    reason: format!(
+                        "{}; rss {}{disguise}",
+                        fired.words,
+                        bytes(process.memory.rss)
+                    ),
+                    action: rule.action,
+                    grace: rule.grace,
+                    dry_run: rule.dry_run,
+                    container: None,
+                    trigger: Some(fired.record),
+                }
+            })
         })
     }
 

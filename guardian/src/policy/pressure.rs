@@ -134,6 +134,7 @@ impl Trigger {
             window,
             value: measured.value,
             threshold: measured.threshold,
+            trend: None,
         }
     }
 

@@ -727,4 +727,5 @@ fn a_container_with_an_ancestor_not_yet_seen_keeps_its_classification() {
     assert!(policy.evaluate_at(&model, Instant::now(), None).is_empty());
 }
 
+mod leak;
 mod pressure;
