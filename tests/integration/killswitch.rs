@@ -4,6 +4,7 @@
 pub mod containers;
 mod disguise;
 mod executor;
+mod leak;
 mod orphans;
 mod pressure;
 
