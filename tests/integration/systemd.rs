@@ -8,6 +8,7 @@
 //! another mirror. The test then takes about 40 s, half of it waiting for the watchdog
 //! (`WatchdogSec=20s`; systemd sends SIGABRT with a SIGCONT, then restarts the unit).
 
+mod leak_unit;
 mod machine;
 
 use std::{

@@ -24,7 +24,8 @@ pub struct Intent {
     pub threshold_bytes: Option<u64>,
     /// Why the rule matched, in words.
     pub reason: String,
-    /// Signals the plan sends, in order ("SIGTERM", "SIGKILL").
+    /// Signals the plan sends, in order ("SIGTERM", "SIGKILL"), or "restart-unit" when a
+    /// leak rule restarts a systemd service through D-Bus instead.
     pub signals: Vec<String>,
     /// What a pressure or leak rule measured when it fired (absent for threshold and
     /// orphan rules, and in records written before those rules existed).

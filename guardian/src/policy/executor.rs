@@ -85,10 +85,17 @@ impl Executor {
         let process = &decision.process;
         let key = process.key;
         let uid = process.uid;
-        let signals = match (dry_run, decision.action) {
-            (true, _) => Vec::new(),
-            (false, KillAction::Term) => vec!["SIGTERM".to_string(), "SIGKILL".to_string()],
-            (false, KillAction::Kill) => vec!["SIGKILL".to_string()],
+        // A leak rule restarts a service rather than signal its main process.
+        let unit = if decision.kind == super::RuleKind::Leak {
+            super::unit_restart::main_unit(process).await
+        } else {
+            None
+        };
+        let signals = match (dry_run, &unit, decision.action) {
+            (true, _, _) => Vec::new(),
+            (false, Some(_), _) => vec![killer::RESTART_UNIT.to_string()],
+            (false, None, KillAction::Term) => vec!["SIGTERM".to_string(), "SIGKILL".to_string()],
+            (false, None, KillAction::Kill) => vec!["SIGKILL".to_string()],
         };
         let intent = Intent {
             rule: decision.rule.clone(),
@@ -105,7 +112,13 @@ impl Executor {
             classification: classification_record(&process.class, decision.container.as_deref()),
             rss_bytes: process.memory.rss,
             threshold_bytes: decision.threshold,
-            reason: decision.reason.clone(),
+            reason: match &unit {
+                Some(unit) => format!(
+                    "{}; main process of {unit}: the unit is restarted through systemd",
+                    decision.reason
+                ),
+                None => decision.reason.clone(),
+            },
             signals,
             trigger: decision.trigger.clone(),
         };
@@ -136,6 +149,8 @@ impl Executor {
                 time_to_exit: None,
                 detail: None,
             }
+        } else if let Some(unit) = &unit {
+            killer::restart_unit(&self.proc_root, key, unit, decision.action, decision.grace).await
         } else {
             killer::kill(&self.proc_root, key, decision.action, decision.grace).await
         };

@@ -186,6 +186,61 @@ pub(crate) async fn kill(
     exit_result(key, sent, start, exited)
 }
 
+/// Restarts `unit` through systemd (see `unit_restart`) when `key` still is the process
+/// holding that pid (its main process), and waits for that process to exit; when
+/// systemd refuses or cannot be asked, kills it as [`kill`] does and says why.
+pub(crate) async fn restart_unit(
+    proc_root: &Path,
+    key: ProcessKey,
+    unit: &str,
+    action: KillAction,
+    grace: Duration,
+) -> KillResult {
+    if let Err(result) = same_process(proc_root, key, "before opening a pidfd") {
+        return result;
+    }
+    let fd = match Pidfd::open(key.pid).map(Pidfd::into_async) {
+        Ok(Ok(fd)) => fd,
+        Ok(Err(error)) => {
+            return KillResult::not_signalled(
+                OutcomeKind::Failed,
+                format!("pid {}: cannot poll its pidfd: {error}", key.pid),
+            );
+        }
+        Err(errno) => return errno_result(errno, key, "pidfd_open", Vec::new()),
+    };
+    if let Err(result) = same_process(proc_root, key, "after opening its pidfd") {
+        return result;
+    }
+    let start = Instant::now();
+    let job = match super::unit_restart::restart(unit).await {
+        Ok(job) => job,
+        Err(error) => {
+            let mut result = kill(proc_root, key, action, grace).await;
+            let said = result
+                .detail
+                .take()
+                .map(|detail| format!("; {detail}"))
+                .unwrap_or_default();
+            result.detail = Some(format!("{error}; signalled instead{said}"));
+            return result;
+        }
+    };
+    let sent = vec![RESTART_UNIT.to_string()];
+    // systemd stops the unit its own way (ExecStop, KillSignal, TimeoutStopSec).
+    let exited = wait_exit(&fd, grace + KILL_CONFIRM).await;
+    let mut result = exit_result(key, sent, start, exited);
+    let done = format!("unit {unit} restarted through systemd's D-Bus API (job {job})");
+    result.detail = Some(match result.detail.take() {
+        Some(detail) => format!("{done}; {detail}"),
+        None => done,
+    });
+    result
+}
+
+/// What the kill log lists among the signals for a unit restart.
+pub const RESTART_UNIT: &str = "restart-unit";
+
 fn exit_result(
     key: ProcessKey,
     signals_sent: Vec<String>,

@@ -17,6 +17,7 @@ mod protect;
 mod ratelimit;
 mod report;
 mod rules;
+mod unit_restart;
 mod vetting;
 
 use std::{
