@@ -113,7 +113,7 @@ async fn main_pid(unit: &str) -> Result<u32, UnitError> {
     .await?;
     timed("MainPID", unit, async {
         let proxy = zbus::Proxy::new(&connection, DESTINATION, path, SERVICE).await?;
-        Ok(proxy.get_property::<u32>("MainPID").await?)
+        proxy.get_property::<u32>("MainPID").await
     })
     .await
 }

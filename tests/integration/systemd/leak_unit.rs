@@ -107,7 +107,7 @@ fn leak_rule_restarts_a_leaking_service_through_systemd() {
         let records: Vec<serde_json::Value> = String::from_utf8_lossy(&text)
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
-            .filter(|record: &serde_json::Value| record["pid"].to_string() == first)
+            .filter(|record: &serde_json::Value| record["pid"].as_i64() == first.parse().ok())
             .collect();
         (records.len() >= 2).then_some(records)
     })
