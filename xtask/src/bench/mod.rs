@@ -14,6 +14,7 @@ mod memory;
 mod null_probe;
 mod oom_latency;
 mod parse;
+mod pressure_latency;
 mod report;
 mod scan;
 mod sleepers;
@@ -35,8 +36,9 @@ pub struct Binaries {
 /// Which benchmarks run, and how often.
 #[derive(Clone, Debug, clap::Parser)]
 pub struct Options {
-    /// Only these benchmarks (comma-separated): storm, scan, parse, memory, oom, kill, extra.
-    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "parse", "memory", "oom", "kill", "extra"].map(String::from))]
+    /// Only these benchmarks (comma-separated): storm, scan, parse, memory, oom, kill,
+    /// pressure, extra.
+    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "parse", "memory", "oom", "kill", "pressure", "extra"].map(String::from))]
     pub only: Vec<String>,
     /// Page-fault storm rounds (each runs every arm once, order alternating).
     #[arg(long, default_value_t = 9)]
@@ -104,6 +106,9 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
     timed("memory", &mut || memory::run(&bins, &options.processes));
     timed("oom", &mut || oom_latency::run(&bins, options.runs));
     timed("kill", &mut || kill_latency::run(&bins, options.runs));
+    timed("pressure", &mut || {
+        pressure_latency::run(&bins, options.runs)
+    });
     println!(
         "\n== summary ({} binaries; ratios are median (min..max) over per-pair ratios)",
         if options.debug { "debug" } else { "release" }
