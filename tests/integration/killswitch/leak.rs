@@ -138,6 +138,19 @@ fn leak_rule_terms_a_growing_host_process_before_its_limit_and_spares_a_containe
         );
     }
 
+    // The hash chain holds over records carrying the trend trigger.
+    let verified = Command::new(guardian_bin())
+        .args(["audit", "verify"])
+        .arg(daemon.kill_log_path())
+        .output()
+        .expect("run guardian audit verify");
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
     // check-config counts the rules; explain shows the leak rule and its trend check.
     let config_path = daemon.config_path();
     let checked = Command::new(guardian_bin())
