@@ -3,7 +3,8 @@
 //! limit within the rule's horizon and the leak rule SIGTERMs it long before the limit,
 //! the kill log naming the trigger. A Docker container growing the same way matches the
 //! same pattern and is spared (leak rules never signal a container); a dry-run rule logs
-//! its decision and kills nothing. `check-config` and `explain` know the rule.
+//! its decision and kills nothing. `check-config` and `explain` know the rule. A pressure
+//! rule with `victim = "fastest-growing"` takes a growing memhog over a larger steady one.
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -181,4 +182,81 @@ fn leak_rule_terms_a_growing_host_process_before_its_limit_and_spares_a_containe
             .is_some_and(|checks| checks.iter().any(|check| check["check"] == "trend")),
         "{rule}"
     );
+}
+
+/// MemAvailable now, from /proc/meminfo.
+fn mem_available() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+    text.lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("MemAvailable in /proc/meminfo")
+        * 1024
+}
+
+/// A pressure rule with `victim = "fastest-growing"` takes the growing memhog, not the
+/// larger steady one. The rule is added by a reload once the detector has seen the rise
+/// (before that it would fall back to the largest, as the reason would say).
+#[test]
+fn fastest_growing_victim_is_the_growing_process_not_the_largest() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let m = marker("fastest");
+    let mut large = spawn_hog_with(&m, &["--rss", "200"], |_| {});
+    let mut growing = spawn_hog_with(&m, &["--rss", "20", "--grow", "2", "--max", "190"], |_| {});
+    let base = "[trends]\nmin_rss = \"1MiB\"\nwarmup = \"0s\"\n\n\
+                [safety]\nmax_kills = 100\nbackoff = \"0s\"\n";
+    let daemon = Daemon::start(&config(base), &["--source", "procfs"]);
+    let pid = growing.pid();
+    let rising = wait_for(TREND_TIMEOUT, || {
+        let reports = daemon.get_json("/api/v1/trends?limit=100000");
+        reports
+            .as_array()?
+            .iter()
+            .find(|report| {
+                report["subject"]["pid"] == pid
+                    && report["rise_bytes_per_second"]
+                        .as_f64()
+                        .is_some_and(|rise| rise > 0.0)
+            })
+            .cloned()
+    });
+    assert!(rising.is_some(), "no rise seen\n{}", daemon.log());
+    // Always true: MemAvailable now plus 1 GiB.
+    let limit = mem_available() + (1 << 30);
+    daemon.reload(
+        &config(&format!(
+            "{base}\n[[pressure_rule]]\nname = \"fastest\"\nmem_available_below = {limit}\n\
+             victim = \"fastest-growing\"\ncooldown = \"10m\"\naction = \"kill\"\n\
+             match = {{ cmdline = '{}( |$)' }}\n",
+            regex::escape(&m)
+        )),
+        1,
+    );
+    let exited = wait_for(TREND_TIMEOUT, || growing.has_exited().then_some(()));
+    assert!(
+        exited.is_some(),
+        "the growing memhog was not killed\n{}",
+        daemon.log()
+    );
+    let intent = records_for(&daemon, pid)
+        .into_iter()
+        .find(|record| record["kind"] == "intent")
+        .unwrap_or_else(|| panic!("no intent\n{}", daemon.log()));
+    println!("intent: {intent}");
+    assert!(
+        intent["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("; fastest-growing matching process, rss ")),
+        "{intent}"
+    );
+    assert!(!large.has_exited(), "the largest was killed");
+    assert!(records_for(&daemon, large.pid()).is_empty());
 }
