@@ -147,7 +147,8 @@ fn no_secret_of_the_corpus_reaches_any_output() {
     let log = daemon.log();
     let kill_log = std::fs::read_to_string(daemon.kill_log_path()).expect("read kill log");
     let list = Command::new(guardian_bin())
-        .args(["audit", "list", "--path"])
+        // JSON: the table leaves the command line out; the records carry it.
+        .args(["audit", "list", "--json", "--path"])
         .arg(daemon.kill_log_path())
         .output()
         .expect("run guardian audit list");

@@ -123,7 +123,12 @@ fn a_storm_of_sighups() {
         std::fs::rename(&staged, daemon.config_path()).expect("replace config");
         daemon.signal(Signal::SIGHUP);
         if round % 100 == 0 {
-            hogs.push(spawn_hog(&mark, &["--rss", "16"]));
+            // Ready below the rule's 8 MiB, then past it: a hog already above the
+            // threshold could be killed before it says it started.
+            hogs.push(spawn_hog(
+                &mark,
+                &["--rss", "2", "--grow", "32", "--max", "16"],
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
