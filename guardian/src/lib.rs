@@ -15,6 +15,7 @@ pub mod daemon;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hooks;
 pub mod http;
 pub mod model;
 pub mod names;

@@ -43,6 +43,8 @@ pub struct Telemetry {
     pub reloads_total: Family<Vec<(String, String)>, Counter>,
     /// Processes that vanished mid-scan (normal churn, counted for visibility).
     pub vanished_total: Counter,
+    /// Hook deliveries, failed attempts, drops and attempt durations.
+    pub hooks: Arc<crate::hooks::HookStats>,
 }
 
 impl Default for Telemetry {
@@ -55,6 +57,7 @@ impl Default for Telemetry {
             events_lost_user: Arc::new(AtomicU64::new(0)),
             reloads_total: Family::default(),
             vanished_total: Counter::default(),
+            hooks: Arc::default(),
         }
     }
 }

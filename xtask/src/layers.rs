@@ -29,6 +29,9 @@ use syn::visit::Visit;
 /// writes each intent to it before any signal. `names` (container names from the
 /// runtimes' sockets) reads the outside world beside the sources. `fuzzing` (the fuzz
 /// targets' entry points, built only for tests and the fuzzer) reaches into every parser.
+/// `hooks` (commands and webhooks told about kills, OOM kills, leaks, imminence and
+/// pressure) is an output reading the policy's and trends' records; the snapshot's
+/// telemetry holds its counters, and the daemon wires it.
 const LAYERS: &[&[&str]] = &[
     &["config"],
     &["classify", "redact"],
@@ -36,6 +39,7 @@ const LAYERS: &[&[&str]] = &[
     &["sources", "names"],
     &["audit"],
     &["policy", "trends"],
+    &["hooks"],
     &["snapshot"],
     &["http"],
     &["daemon"],

@@ -3,6 +3,7 @@
 //! busy production host (they kill nothing until a rule says so).
 
 mod error;
+mod hooks;
 mod leak;
 mod pressure;
 pub mod units;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::ConfigError;
+pub use hooks::{HookConfig, HookEvent, MAX_HOOK_RETRIES};
 pub use leak::{LeakOn, LeakRuleConfig};
 pub use pressure::{PressureRuleConfig, PsiKind, PsiWindow, Victim};
 pub use units::{Bytes, Glob, Interval, Pattern, Threshold};
@@ -45,6 +47,8 @@ pub struct Config {
     pub pressure_rules: Vec<Spanned<PressureRuleConfig>>,
     #[serde(rename = "leak_rule")]
     pub leak_rules: Vec<Spanned<LeakRuleConfig>>,
+    #[serde(rename = "hook")]
+    pub hooks: Vec<Spanned<HookConfig>>,
 }
 
 /// Which memory source feeds the model.
@@ -397,6 +401,20 @@ impl Config {
                 "safety.max_kills must be at least 1".into(),
             );
         }
+        let mut hook_names = std::collections::HashSet::new();
+        for hook in &self.hooks {
+            let offset = hook.span().start;
+            let hook = hook.get_ref();
+            if let Some(message) = hook.problem() {
+                return invalid(offset, message);
+            }
+            if !hook_names.insert(hook.name.as_str()) {
+                return invalid(
+                    offset,
+                    format!("hook.name {:?} is used by more than one hook", hook.name),
+                );
+            }
+        }
         let mut names = std::collections::HashSet::new();
         let rules = self
             .rules
@@ -468,6 +486,11 @@ impl Config {
     /// The `[[pressure_rule]]` tables without their spans.
     pub fn pressure_rules(&self) -> impl Iterator<Item = &PressureRuleConfig> {
         self.pressure_rules.iter().map(Spanned::get_ref)
+    }
+
+    /// The `[[hook]]` tables without their spans.
+    pub fn hooks(&self) -> impl Iterator<Item = &HookConfig> {
+        self.hooks.iter().map(Spanned::get_ref)
     }
 
     /// The `[[rule]]` tables without their spans.

@@ -9,6 +9,7 @@ use std::{
 
 use crate::{
     config::Config,
+    hooks::{Hooks, Payload},
     model::Model,
     policy::{Executor, Policy, PolicyError, PressureStatus, RuleThreshold, Tracked},
     snapshot::{AppState, Snapshot, SourceStatus},
@@ -50,6 +51,10 @@ pub struct Pipeline {
     last_full_scan: Instant,
     /// The name table's generation the policy last learned container pids from.
     names_generation: u64,
+    /// Where events go for the `[[hook]]`s (queues only, never waits).
+    hooks: Hooks,
+    /// OOM kills already handed to the hooks.
+    ooms_seen: u64,
 }
 
 impl Pipeline {
@@ -62,7 +67,13 @@ impl Pipeline {
         let config = Arc::clone(&published.config);
         let mut policy = Policy::new(&config, std::process::id() as i32)?;
         policy.set_cgroup_root(source.cgroups().memory_root().to_path_buf());
+        let hooks = Hooks::start(
+            config.hooks().cloned().collect(),
+            Arc::clone(&state.telemetry.hooks),
+        );
         Ok(Pipeline {
+            hooks,
+            ooms_seen: 0,
             trends: TrendBook::new(&config.trends),
             policy,
             state,
@@ -225,6 +236,14 @@ impl Pipeline {
                     self.trends = TrendBook::new(trends);
                 }
                 self.executor.apply_kill_log_settings(&config.kill_log);
+                if config.hooks().ne(old.hooks()) {
+                    // The old delivery task ends once its queue is empty.
+                    self.hooks = Hooks::start(
+                        config.hooks().cloned().collect(),
+                        Arc::clone(&self.state.telemetry.hooks),
+                    );
+                    tracing::info!(hooks = config.hooks().count(), "hooks reloaded");
+                }
                 let log = &config.kill_log;
                 tracing::info!(
                     on_write_failure = ?log.on_write_failure,
@@ -298,6 +317,9 @@ impl Pipeline {
             // Growth and leaks are news; warm-up ending in "stable" is not.
             let notable = matches!(change.to, Verdict::Growing | Verdict::Leak)
                 || change.from == Verdict::Leak;
+            if change.to == Verdict::Leak {
+                self.hooks.emit(Payload::leak(&change));
+            }
             if notable {
                 tracing::info!(
                     subject = %change.subject,
@@ -314,6 +336,7 @@ impl Pipeline {
         }
         for change in self.trends.take_imminence_changes() {
             if change.imminent {
+                self.hooks.emit(Payload::imminent(&change));
                 tracing::warn!(
                     subject = %change.subject,
                     verdict = %change.verdict,
@@ -350,14 +373,46 @@ impl Pipeline {
         let total = self.model.host.total;
         self.tracked = self.policy.tracked(total).into();
         self.thresholds = self.policy.thresholds(total).into();
-        self.pressure = self.policy.pressure_status(Instant::now()).into();
+        let pressure: Arc<[PressureStatus]> = self.policy.pressure_status(Instant::now()).into();
+        self.emit_pressure_and_ooms(&pressure);
+        self.pressure = pressure;
         for mut decision in decisions {
             // The name as the table has it now: no runtime is asked on the kill path.
             decision.container = names.of(&decision.process.class).cloned();
             let executor = self.executor.clone();
+            let hooks = self.hooks.clone();
             self.kills.spawn(async move {
-                executor.execute(decision).await;
+                let report = executor.execute(decision).await;
+                // After the kill and its log records: the hooks only get a queued copy.
+                hooks.emit(Payload::kill(&report));
             });
+        }
+    }
+
+    /// Tells the hooks about pressure rules whose trigger started to hold since the
+    /// last pass, and about OOM kills recorded since then.
+    fn emit_pressure_and_ooms(&mut self, pressure: &[PressureStatus]) {
+        if !self.hooks.enabled() {
+            return;
+        }
+        for status in pressure.iter().filter(|status| status.firing) {
+            let was_firing = self
+                .pressure
+                .iter()
+                .any(|old| old.rule == status.rule && old.firing);
+            if !was_firing {
+                self.hooks.emit(Payload::pressure(status));
+            }
+        }
+        let total: u64 = self.model.oom_totals().values().sum();
+        let new = usize::try_from(total.saturating_sub(self.ooms_seen)).unwrap_or(usize::MAX);
+        self.ooms_seen = total;
+        if new > 0 {
+            // The model keeps the newest events: the last `new` are the ones not yet sent.
+            let kept = self.model.oom_events().count();
+            for event in self.model.oom_events().skip(kept.saturating_sub(new)) {
+                self.hooks.emit(Payload::oom(event));
+            }
         }
     }
 }

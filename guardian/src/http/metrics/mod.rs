@@ -7,6 +7,7 @@ mod cgroups;
 mod containers;
 mod exposition;
 mod families;
+mod hooks;
 mod host;
 mod kills;
 mod labels;
@@ -120,6 +121,7 @@ impl Collector for StateCollector {
         processes::encode_tracked(&tracked_rows, &mut encoder)?;
         trends::encode(&reports, model, &mut encoder)?;
         pressure::encode(&snapshot.pressure, &mut encoder)?;
+        hooks::encode(&state.telemetry.hooks, &mut encoder)?;
         kills::encode(config, &snapshot.thresholds, &snapshot.ledger, &mut encoder)
     }
 }
