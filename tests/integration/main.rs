@@ -9,6 +9,7 @@ mod corpus_format;
 mod daemonset;
 mod docker;
 mod fleet;
+mod hooks;
 mod journald;
 mod killswitch;
 mod metrics;
