@@ -178,3 +178,63 @@ fn pressure_rule_names_share_the_rule_namespace() {
     );
     assert!(message.contains("more than one rule"), "{message}");
 }
+
+#[test]
+fn hooks_parse_with_defaults() {
+    let config = parse(
+        "[[hook]]\nname = \"pager\"\nevents = [\"kill\", \"oom\", \"leak\", \"imminent\", \"pressure\"]\n\
+         command = [\"/usr/local/bin/notify\", \"--quiet\"]\nurl = \"http://127.0.0.1:9000/x\"\n",
+    )
+    .expect("hook config");
+    let hook = config.hooks().next().expect("one hook");
+    assert_eq!(hook.events, HookEvent::ALL.to_vec());
+    assert_eq!(hook.timeout.0, std::time::Duration::from_secs(5));
+    assert_eq!((hook.retries, hook.max_concurrent), (2, 4));
+}
+
+#[test]
+fn bad_hooks_are_rejected_naming_the_hook_and_the_field() {
+    let hook = |body: &str| format!("[daemon]\n\n[[hook]]\nname = \"pager\"\n{body}\n");
+    for (body, words) in [
+        ("events = [\"kill\"]", "needs a command, a url or both"),
+        ("events = []\nurl = \"http://h/\"", "events"),
+        (
+            "events = [\"kill\"]\ncommand = [\"notify\"]",
+            "absolute path",
+        ),
+        (
+            "events = [\"kill\"]\ncommand = []",
+            "command must name a program",
+        ),
+        (
+            "events = [\"kill\"]\nurl = \"https://h/\"",
+            "url \"https://h/\" must be an http://",
+        ),
+        (
+            "events = [\"kill\"]\nurl = \"http://h/\"\ntimeout = \"0s\"",
+            "timeout",
+        ),
+        (
+            "events = [\"kill\"]\nurl = \"http://h/\"\nretries = 11",
+            "retries",
+        ),
+        (
+            "events = [\"kill\"]\nurl = \"http://h/\"\nmax_concurrent = 0",
+            "max_concurrent",
+        ),
+    ] {
+        let (line, _, message) = error_position(&hook(body));
+        assert_eq!(line, 3, "{body}: {message}");
+        assert!(message.contains("hook \"pager\""), "{body}: {message}");
+        assert!(message.contains(words), "{body}: {message}");
+    }
+    let (_, _, message) = error_position(&hook("events = [\"bogus\"]\nurl = \"http://h/\""));
+    assert!(message.contains("bogus"), "{message}");
+    let twice = format!(
+        "{}{}",
+        hook("events = [\"kill\"]\nurl = \"http://h/\""),
+        hook("events = [\"oom\"]\nurl = \"http://h/\"").replace("[daemon]\n", "")
+    );
+    let (_, _, message) = error_position(&twice);
+    assert!(message.contains("used by more than one hook"), "{message}");
+}
