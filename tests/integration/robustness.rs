@@ -3,6 +3,7 @@
 //! slow scan interval. Each names what failed and where, and loses no kill record.
 
 mod faults;
+mod hidepid;
 mod hostile;
 
 use std::{

@@ -22,6 +22,9 @@ pub struct Started {
 pub fn start(config: &Config) -> Result<Started, SourceError> {
     let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
     let proc = ProcReader::new("/proc")?;
+    if let Some(hidden) = super::visibility::hidden_processes(std::path::Path::new("/proc")) {
+        tracing::warn!(mount = %hidden.mount_point.display(), option = %hidden.option, "{hidden}");
+    }
     let choice = config.daemon.source;
     let (ebpf, fallback_reason) = match choice {
         SourceChoice::Procfs => (None, None),
