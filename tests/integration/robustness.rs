@@ -2,6 +2,8 @@
 //! device, a reload of `[kill_log]`, a start without root, the systemd watchdog with a
 //! slow scan interval. Each names what failed and where, and loses no kill record.
 
+mod clock;
+mod eio;
 mod faults;
 mod hidepid;
 mod hostile;
