@@ -7,6 +7,7 @@ mod eio;
 mod faults;
 mod hidepid;
 mod hostile;
+mod squeeze;
 
 use std::{
     os::unix::{fs::PermissionsExt as _, process::CommandExt as _},

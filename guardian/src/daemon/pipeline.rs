@@ -50,6 +50,8 @@ pub struct Pipeline {
     last_full_scan: Instant,
     /// The name table's generation the policy last learned container pids from.
     names_generation: u64,
+    /// Whether the guardian's own memory cgroup was last seen nearly full.
+    own_headroom: super::headroom::OwnHeadroom,
 }
 
 impl Pipeline {
@@ -80,6 +82,7 @@ impl Pipeline {
             kills: tokio::task::JoinSet::new(),
             last_full_scan: Instant::now(),
             names_generation: 0,
+            own_headroom: super::headroom::OwnHeadroom::default(),
         })
     }
 
@@ -160,6 +163,8 @@ impl Pipeline {
             self.config.daemon.ebpf_rescan_interval.0,
         );
         self.refresh(full);
+        self.own_headroom
+            .check(&self.model, std::process::id() as i32);
         self.observe_trends();
         if self.policy.wants_trends() {
             self.policy.set_trends(&self.reports);
