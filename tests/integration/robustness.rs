@@ -7,6 +7,7 @@ mod eio;
 mod faults;
 mod hidepid;
 mod hostile;
+mod ring;
 mod squeeze;
 
 use std::{

@@ -209,9 +209,10 @@ impl Pipeline {
             || config.daemon.source != old.daemon.source
             || config.kill_log.path != old.kill_log.path
             || config.daemon.dry_run != old.daemon.dry_run
+            || config.daemon.ring_buffer_bytes != old.daemon.ring_buffer_bytes
         {
             tracing::warn!(
-                "daemon.source, daemon.listen, daemon.dry_run and kill_log.path changes apply at the next restart"
+                "daemon.source, daemon.listen, daemon.dry_run, daemon.ring_buffer_bytes and kill_log.path changes apply at the next restart"
             );
         }
         let mut config = config;
@@ -219,6 +220,7 @@ impl Pipeline {
         config.daemon.source = old.daemon.source;
         config.kill_log.path = old.kill_log.path.clone();
         config.daemon.dry_run = old.daemon.dry_run;
+        config.daemon.ring_buffer_bytes = old.daemon.ring_buffer_bytes;
         // Rate-limit and backoff history carry over: a reload is no way around the brakes.
         match self.policy.reload(&config) {
             Ok(()) => {
