@@ -51,9 +51,8 @@ pub fn hidden_processes(proc_root: &Path) -> Option<HiddenProcesses> {
     let mounts = myself.mountinfo().ok()?;
     let options = mounts
         .into_iter()
-        .filter(|mount| mount.mount_point == proc_root && mount.fs_type == "proc")
         // The last mount on a point is the one path lookups see.
-        .last()?
+        .rfind(|mount| mount.mount_point == proc_root && mount.fs_type == "proc")?
         .super_options;
     judge(proc_root, &options, capeff, &groups)
 }
