@@ -97,12 +97,26 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
     let mut hogs: Vec<Owned> = Vec::new();
     let mut samples = Vec::new();
     let (mut health_checks, mut health_failures) = (0u64, 0u64);
+    let mut failure_notes: Vec<String> = Vec::new();
     let mut last_hog = Instant::now() - Duration::from_secs(60);
     let mut last_sample = Instant::now() - Duration::from_secs(60);
     while started.elapsed() < run_for && harness::check_interrupted().is_ok() {
         health_checks += 1;
-        if !matches!(harness::http_get(guardian.addr, "/healthz"), Ok((200, _))) {
-            health_failures += 1;
+        match harness::http_get(guardian.addr, "/healthz") {
+            Ok((200, _)) => {}
+            answer => {
+                health_failures += 1;
+                if failure_notes.len() < 5 {
+                    let what = match answer {
+                        Ok((status, body)) => format!("{status} {}", body.trim()),
+                        Err(error) => format!("{error:#}"),
+                    };
+                    failure_notes.push(format!(
+                        "at {:.0} s: {what}",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+            }
         }
         if last_hog.elapsed() >= Duration::from_secs(3) {
             last_hog = Instant::now();
@@ -175,6 +189,9 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
         hogs.len()
     );
     println!("/healthz: {health_failures} of {health_checks} checks not 200");
+    for note in &failure_notes {
+        println!("  /healthz {note}");
+    }
     println!(
         "kernel events received {received:.0}, lost kernel-side {:.0}, user-side {:.0}",
         lost("kernel"),
