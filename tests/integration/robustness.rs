@@ -73,6 +73,20 @@ impl Drop for SmallFs {
     }
 }
 
+/// Waits until /healthz answers 200 (a tick may run late on a loaded machine: the check
+/// is that the pipeline comes back fresh, not how fast).
+fn assert_healthy(daemon: &Daemon) {
+    let healthy = wait_for(TIMEOUT, || {
+        matches!(daemon.get("/healthz"), (200, _)).then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "/healthz never answered 200: {}\n{}",
+        daemon.get("/healthz").1,
+        daemon.log()
+    );
+}
+
 /// Waits until the daemon's log contains `needle`.
 fn wait_log(daemon: &Daemon, needle: &str) {
     let found = wait_for(TIMEOUT, || daemon.log().contains(needle).then_some(()));

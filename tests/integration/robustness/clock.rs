@@ -107,8 +107,7 @@ fn wall_clock_jumps_neither_open_the_brakes_nor_stall_the_pipeline() {
         "snapshots stopped after the jump:\n{}",
         daemon.log()
     );
-    let (status, body) = daemon.get("/healthz");
-    assert_eq!(status, 200, "{body}\n{}", daemon.log());
+    super::assert_healthy(&daemon);
     assert!(
         !second.has_exited(),
         "a wall-clock jump opened the rate limit (1 kill per hour):\n{}",

@@ -276,8 +276,7 @@ fn hostile_processes_keep_every_output_well_formed() {
     // The pipeline keeps publishing fresh snapshots with all of it running.
     let advanced = wait_for(TIMEOUT, || (tick(&daemon) > first_tick + 5).then_some(()));
     assert!(advanced.is_some(), "snapshots stopped:\n{}", daemon.log());
-    let (status, body) = daemon.get("/healthz");
-    assert_eq!(status, 200, "{body}\n{}", daemon.log());
+    super::assert_healthy(&daemon);
 
     // The model has each of them; the API answers JSON about every one.
     let threads_seen = daemon.get_json(&format!("/api/v1/processes?pid={}", threads.pid()));
