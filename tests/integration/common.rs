@@ -241,6 +241,9 @@ pub struct DaemonOptions<'a> {
     /// The kill log (default: `kills.jsonl` in the daemon's temp dir).
     pub kill_log: Option<&'a Path>,
     pub env: &'a [(&'a str, &'a str)],
+    /// Run in the child between fork and exec (async-signal-safe work only), e.g. to
+    /// enter a namespace or drop a capability.
+    pub pre_exec: Option<fn() -> std::io::Result<()>>,
 }
 
 impl Daemon {
@@ -276,7 +279,15 @@ impl Daemon {
             .kill_log
             .map_or_else(|| dir.path().join("kills.jsonl"), Path::to_path_buf);
         let log = std::fs::File::create(dir.path().join("guardian.log")).expect("log file");
-        let child = Command::new(guardian_bin())
+        let mut command = Command::new(guardian_bin());
+        if let Some(hook) = options.pre_exec {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: the hook is a plain fn the test promises is async-signal-safe.
+            unsafe {
+                command.pre_exec(hook);
+            }
+        }
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(&config_path)

@@ -52,7 +52,7 @@ fn escaped(text: &str) -> String {
 }
 
 /// Runs promtool with `args` and `stdin`; panics with its output unless it succeeds.
-fn promtool(args: &[&str], stdin: &str) -> String {
+pub fn promtool(args: &[&str], stdin: &str) -> String {
     let binary = which("promtool").expect("promtool on PATH");
     let mut child = Command::new(binary)
         .args(args)

@@ -2,7 +2,13 @@
 //! device, a reload of `[kill_log]`, a start without root, the systemd watchdog with a
 //! slow scan interval. Each names what failed and where, and loses no kill record.
 
+mod clock;
+mod eio;
 mod faults;
+mod hidepid;
+mod hostile;
+mod ring;
+mod squeeze;
 
 use std::{
     os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
@@ -65,6 +71,20 @@ impl Drop for SmallFs {
     fn drop(&mut self) {
         let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
     }
+}
+
+/// Waits until /healthz answers 200 (a tick may run late on a loaded machine: the check
+/// is that the pipeline comes back fresh, not how fast).
+fn assert_healthy(daemon: &Daemon) {
+    let healthy = wait_for(TIMEOUT, || {
+        matches!(daemon.get("/healthz"), (200, _)).then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "/healthz never answered 200: {}\n{}",
+        daemon.get("/healthz").1,
+        daemon.log()
+    );
 }
 
 /// Waits until the daemon's log contains `needle`.

@@ -12,6 +12,7 @@ mod layers;
 mod manifests;
 mod package;
 mod setup;
+mod soak;
 mod test;
 
 use std::path::PathBuf;
@@ -57,6 +58,10 @@ enum Command {
     /// Run every cargo-fuzz target (fuzz/) for --secs seconds each (default 60) from the
     /// seed corpus; a crash fails and names its input.
     Fuzz(fuzz::Options),
+    /// Churn soak (not in CI; loads the machine): 10,000 live processes, ~1,000 spawns
+    /// and ~100 cgroup creations and removals a second, marked hogs to kill, for
+    /// --minutes (default 10); reports RSS and fd slopes, kills, /healthz, drops, CPU.
+    Soak(soak::Options),
     /// The DaemonSet's container image (guardian, its libraries, the shipped config),
     /// built with `docker import`: no registry, no base image.
     Image(image::Options),
@@ -97,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(options) => bench::bench(&root, &options),
         Command::Package => package::package(&root).map(drop),
         Command::Fuzz(options) => fuzz::fuzz(&root, options.secs, &options.targets),
+        Command::Soak(options) => soak::soak(&root, &options),
         Command::Image(options) => image::image(&root, &options),
         Command::CheckDeploy => check_deploy::check_deploy(&root),
         Command::Manifests { check } => manifests::manifests(&root, check),

@@ -52,6 +52,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "live trend tests run real Java programs (single-file source launch)",
     ),
     ("python3", "live trend tests run real Python programs"),
+    (
+        "libfaketime",
+        "the wall-clock jump test moves the daemon's clock, not the host's",
+    ),
 ];
 
 pub fn setup(root: &Path, purpose: For) -> anyhow::Result<()> {

@@ -217,6 +217,7 @@ pub fn format_table(decisions: &[&Decision]) -> String {
                     .unwrap_or_default(),
             ]
         })
+        .map(|row: [String; 7]| row.map(|cell| printable(&cell)))
         .collect();
     let mut widths = header.clone().map(|cell| cell.chars().count());
     for row in &rows {
@@ -235,6 +236,24 @@ pub fn format_table(decisions: &[&Decision]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A cell as a terminal may show it: control characters (newlines, ESC sequences that
+/// would repaint the screen, C1 codes) escaped, since comm and command lines are the
+/// processes' own text.
+fn printable(cell: &str) -> String {
+    if !cell.chars().any(char::is_control) {
+        return cell.to_string();
+    }
+    cell.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// "2026-05-20T10:11:12.123456789Z" → "2026-05-20T10:11:12Z".

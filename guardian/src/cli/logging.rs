@@ -46,6 +46,7 @@ pub fn init(format: LogFormat) {
     let ansi = std::io::stderr().is_terminal();
     let installed = match format {
         LogFormat::Text => tracing_subscriber::fmt()
+            .fmt_fields(escaped_fields())
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(ansi)
@@ -62,6 +63,40 @@ pub fn init(format: LogFormat) {
             tracing::warn!(%error, "JOURNAL_STREAM is set but journald is unreachable; logging to stderr");
         }
     }
+}
+
+/// Text-log fields with every control character escaped: a process's own text (comm,
+/// command line, cgroup path) or a multi-line error can neither split one event over
+/// several lines nor send terminal sequences to whoever tails the log.
+fn escaped_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'writer> {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let raw = format!("{value:?}");
+        let text = escape_controls(&raw);
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with its control characters (C0, DEL, C1) as Rust escapes (`\n`, `\u{1b}`).
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// `RUST_LOG`, or the default with the reason `RUST_LOG` was not usable.
@@ -115,6 +150,18 @@ fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use std::os::{fd::AsFd as _, unix::fs::MetadataExt as _};
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            super::escape_controls("comm=\u{1b}[2J\u{7}\r\nnext\u{9b}"),
+            "comm=\\u{1b}[2J\\u{7}\\r\\nnext\\u{9b}"
+        );
+        assert!(matches!(
+            super::escape_controls("plain text"),
+            std::borrow::Cow::Borrowed("plain text")
+        ));
+    }
 
     use super::{names_fd, parse_journal_stream};
 

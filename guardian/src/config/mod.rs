@@ -80,6 +80,10 @@ pub struct DaemonConfig {
     pub dry_run: bool,
     /// mlockall() so the guardian keeps working under the memory pressure it fights.
     pub lock_memory: bool,
+    /// The eBPF ring buffer's size (a power of two, at least a page): events a burst
+    /// adds beyond it are dropped in the kernel, counted, and caught up by the next
+    /// refresh.
+    pub ring_buffer_bytes: Bytes,
 }
 
 impl Default for DaemonConfig {
@@ -91,6 +95,7 @@ impl Default for DaemonConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9471)),
             dry_run: false,
             lock_memory: true,
+            ring_buffer_bytes: Bytes(u64::from(guardian_ebpf::EVENTS_BYTES)),
         }
     }
 }
@@ -383,6 +388,16 @@ impl Config {
             return invalid(
                 find_key(text, "ebpf_rescan_interval"),
                 "daemon.ebpf_rescan_interval must be above zero".into(),
+            );
+        }
+        let ring = self.daemon.ring_buffer_bytes.0;
+        if !ring.is_power_of_two() || !(4096..=1 << 30).contains(&ring) {
+            return invalid(
+                find_key(text, "ring_buffer_bytes"),
+                format!(
+                    "daemon.ring_buffer_bytes must be a power of two from 4KiB to 1GiB \
+                     (the kernel's ring buffer rule), not {ring} bytes"
+                ),
             );
         }
         if self.trends.slow_window.0.as_secs_f64() > LONGEST_TREND_WINDOW_S as f64 {

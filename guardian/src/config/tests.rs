@@ -120,6 +120,18 @@ fn slow_window_beyond_the_longest_detector_window_is_rejected() {
 }
 
 #[test]
+fn ring_buffer_bytes_must_be_a_power_of_two_of_a_page_or_more() {
+    for bad in ["3KiB", "2KiB", "5000", "2GiB"] {
+        let text = format!("[daemon]\nring_buffer_bytes = \"{bad}\"\n");
+        let (line, column, message) = error_position(&text);
+        assert_eq!((line, column), (2, 1), "{bad}");
+        assert!(message.contains("power of two"), "{bad}: {message}");
+    }
+    let config = parse("[daemon]\nring_buffer_bytes = \"4KiB\"\n").expect("one page");
+    assert_eq!(config.daemon.ring_buffer_bytes.0, 4096);
+}
+
+#[test]
 fn pressure_rules_parse_every_trigger() {
     let config = parse(
         "[[pressure_rule]]\nname = \"a\"\nmem_available_below = \"5%\"\nsustain = \"10s\"\n\

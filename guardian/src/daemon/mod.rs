@@ -1,6 +1,7 @@
 //! The daemon: wires sources, model, policy, trends and outputs together, and handles
 //! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config).
 
+mod headroom;
 mod memory;
 pub mod notify;
 mod pipeline;

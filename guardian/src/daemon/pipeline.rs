@@ -55,6 +55,8 @@ pub struct Pipeline {
     hooks: Hooks,
     /// OOM kills already handed to the hooks.
     ooms_seen: u64,
+    /// Whether the guardian's own memory cgroup was last seen nearly full.
+    own_headroom: super::headroom::OwnHeadroom,
 }
 
 impl Pipeline {
@@ -91,6 +93,7 @@ impl Pipeline {
             kills: tokio::task::JoinSet::new(),
             last_full_scan: Instant::now(),
             names_generation: 0,
+            own_headroom: super::headroom::OwnHeadroom::default(),
         })
     }
 
@@ -171,6 +174,8 @@ impl Pipeline {
             self.config.daemon.ebpf_rescan_interval.0,
         );
         self.refresh(full);
+        self.own_headroom
+            .check(&self.model, std::process::id() as i32);
         self.observe_trends();
         if self.policy.wants_trends() {
             self.policy.set_trends(&self.reports);
@@ -215,9 +220,10 @@ impl Pipeline {
             || config.daemon.source != old.daemon.source
             || config.kill_log.path != old.kill_log.path
             || config.daemon.dry_run != old.daemon.dry_run
+            || config.daemon.ring_buffer_bytes != old.daemon.ring_buffer_bytes
         {
             tracing::warn!(
-                "daemon.source, daemon.listen, daemon.dry_run and kill_log.path changes apply at the next restart"
+                "daemon.source, daemon.listen, daemon.dry_run, daemon.ring_buffer_bytes and kill_log.path changes apply at the next restart"
             );
         }
         let mut config = config;
@@ -225,6 +231,7 @@ impl Pipeline {
         config.daemon.source = old.daemon.source;
         config.kill_log.path = old.kill_log.path.clone();
         config.daemon.dry_run = old.daemon.dry_run;
+        config.daemon.ring_buffer_bytes = old.daemon.ring_buffer_bytes;
         // Rate-limit and backoff history carry over: a reload is no way around the brakes.
         match self.policy.reload(&config) {
             Ok(()) => {

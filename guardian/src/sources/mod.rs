@@ -14,6 +14,7 @@ pub mod oom_join;
 pub mod procfs;
 mod select;
 mod sighting;
+pub mod visibility;
 
 pub use feed::{KernelSource, ProcfsSource, Source};
 pub use handle::{EbpfHandle, SourceError, SourceKind, SourceStatus};

@@ -22,10 +22,13 @@ pub struct Started {
 pub fn start(config: &Config) -> Result<Started, SourceError> {
     let cgroups = CgroupReader::detect(std::path::Path::new("/sys/fs/cgroup"))?;
     let proc = ProcReader::new("/proc")?;
+    if let Some(hidden) = super::visibility::hidden_processes(std::path::Path::new("/proc")) {
+        tracing::warn!(mount = %hidden.mount_point.display(), option = %hidden.option, "{hidden}");
+    }
     let choice = config.daemon.source;
     let (ebpf, fallback_reason) = match choice {
         SourceChoice::Procfs => (None, None),
-        SourceChoice::Ebpf | SourceChoice::Auto => match load_ebpf() {
+        SourceChoice::Ebpf | SourceChoice::Auto => match load_ebpf(config) {
             Ok(handle) => (Some(handle), None),
             Err(reason) if choice == SourceChoice::Ebpf => {
                 return Err(SourceError::EbpfRequired { reason });
@@ -63,11 +66,14 @@ pub fn start(config: &Config) -> Result<Started, SourceError> {
 }
 
 #[cfg(feature = "ebpf")]
-fn load_ebpf() -> Result<EbpfHandle, String> {
-    crate::sources::ebpf::EbpfSource::load(std::process::id()).map_err(|error| error.to_string())
+fn load_ebpf(config: &Config) -> Result<EbpfHandle, String> {
+    // Validated: a power of two from 4 KiB to 1 GiB.
+    let ring_bytes = u32::try_from(config.daemon.ring_buffer_bytes.0).unwrap_or(u32::MAX);
+    crate::sources::ebpf::EbpfSource::load(std::process::id(), ring_bytes)
+        .map_err(|error| error.to_string())
 }
 
 #[cfg(not(feature = "ebpf"))]
-fn load_ebpf() -> Result<EbpfHandle, String> {
+fn load_ebpf(_config: &Config) -> Result<EbpfHandle, String> {
     Err("this guardian was built without the ebpf feature".to_string())
 }

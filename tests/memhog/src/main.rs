@@ -50,7 +50,10 @@ fn parse_args() -> Result<Args, String> {
         comm: None,
     };
     let any_args = std::env::var_os("MEMHOG_ANY_ARGS").is_some_and(|value| value == "1");
-    let mut iter = std::env::args().skip(1);
+    // Lossy: hostile-process tests pass arguments that are not UTF-8.
+    let mut iter = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy().into_owned());
     while let Some(flag) = iter.next() {
         let mut value = || iter.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {

@@ -6,7 +6,7 @@
 
 mod bpf_stats;
 mod cgroup;
-mod daemon;
+pub(crate) mod daemon;
 pub(crate) mod harness;
 mod kernel_btf;
 mod kill_latency;
@@ -17,7 +17,7 @@ mod parse;
 mod pressure_latency;
 mod report;
 mod scan;
-mod sleepers;
+pub(crate) mod sleepers;
 mod storm;
 mod tracefs;
 
@@ -122,7 +122,7 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
 }
 
 /// Builds guardian and memhog (release unless `debug`).
-fn build(root: &Path, debug: bool) -> anyhow::Result<Binaries> {
+pub(crate) fn build(root: &Path, debug: bool) -> anyhow::Result<Binaries> {
     let mut args = vec!["build", "-p", "guardian", "-p", "memhog"];
     if !debug {
         args.push("--release");

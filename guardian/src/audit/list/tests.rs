@@ -131,3 +131,12 @@ fn table_has_a_row_per_decision() {
         "subseconds kept: {table}"
     );
 }
+
+#[test]
+fn table_cells_escape_control_characters() {
+    assert_eq!(
+        printable("\u{1b}[2J\u{1b}]0;pwn\u{7}\r\n\u{9b}x"),
+        "\\u{1b}[2J\\u{1b}]0;pwn\\u{7}\\r\\n\\u{9b}x"
+    );
+    assert_eq!(printable("node dist/main"), "node dist/main");
+}

@@ -77,9 +77,9 @@ const TRACEPOINTS: &[(&str, &str)] = &[
 ];
 
 impl EbpfSource {
-    /// Loads and attaches every program; `self_tgid`'s own RSS events are dropped in the
-    /// kernel.
-    pub fn load(self_tgid: u32) -> Result<EbpfSource, EbpfError> {
+    /// Loads and attaches every program with a ring buffer of `ring_bytes` (a power of
+    /// two, at least a page); `self_tgid`'s own RSS events are dropped in the kernel.
+    pub fn load(self_tgid: u32, ring_bytes: u32) -> Result<EbpfSource, EbpfError> {
         raise_memlock_limit();
         let mut layout = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
         layout.own_pid_ns_inum = own_pid_namespace()?;
@@ -89,6 +89,7 @@ impl EbpfSource {
 
         let mut ebpf = EbpfLoader::new()
             .override_global(LAYOUT_GLOBAL, &layout, true)
+            .map_max_entries("EVENTS", ring_bytes)
             .load(OBJECT)?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),

@@ -37,7 +37,7 @@ async fn reports_rss_growth_of_a_process_and_its_exit() {
         return;
     }
     // Our own events are wanted here: no self filter.
-    let mut source = EbpfSource::load(0).expect("load and attach");
+    let mut source = EbpfSource::load(0, guardian_ebpf::EVENTS_BYTES).expect("load and attach");
     let (tx, mut rx) = mpsc::channel(65_536);
     let dropped = Arc::new(AtomicU64::new(0));
     source.spawn_reader(tx, dropped).expect("reader");
@@ -103,7 +103,7 @@ async fn reports_an_oom_victim_in_a_memory_limited_cgroup() {
         let _ = std::fs::write(dir.join("memory.swap.max"), "0");
     }
 
-    let mut source = EbpfSource::load(0).expect("load and attach");
+    let mut source = EbpfSource::load(0, guardian_ebpf::EVENTS_BYTES).expect("load and attach");
     let (tx, mut rx) = mpsc::channel(65_536);
     source
         .spawn_reader(tx, Arc::new(AtomicU64::new(0)))
@@ -145,7 +145,7 @@ fn task_snapshot_matches_proc_for_this_process_and_a_child() {
     if !privileged() {
         return;
     }
-    let mut source = EbpfSource::load(0).expect("load and attach");
+    let mut source = EbpfSource::load(0, guardian_ebpf::EVENTS_BYTES).expect("load and attach");
     let child = Sleeper::spawn();
     let child_pid = child.pid();
     let proc = crate::sources::procfs::ProcReader::new("/proc").expect("proc");
@@ -201,7 +201,7 @@ async fn steps_below_the_report_floor_stay_in_the_kernel() {
     if !privileged() {
         return;
     }
-    let mut source = EbpfSource::load(0).expect("load and attach");
+    let mut source = EbpfSource::load(0, guardian_ebpf::EVENTS_BYTES).expect("load and attach");
     // Far above what the shell below reaches: none of its steps is worth a record.
     source
         .set_report_floor(Some(1 << 30), 4096)
@@ -275,7 +275,8 @@ fn pids_are_reported_as_the_guardians_pid_namespace_numbers_them() {
 fn snapshot_inside_a_pid_namespace() {
     let me = std::process::id() as i32;
     assert!(me < 100, "not in a fresh PID namespace: pid {me}");
-    let mut source = EbpfSource::load(me as u32).expect("load and attach");
+    let mut source =
+        EbpfSource::load(me as u32, guardian_ebpf::EVENTS_BYTES).expect("load and attach");
     let proc = crate::sources::procfs::ProcReader::new("/proc").expect("proc");
     let mut sightings = Vec::new();
     source
