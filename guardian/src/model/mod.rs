@@ -46,23 +46,34 @@ impl Model {
     /// Inserts or refreshes a process. A different process under the same pid (PID reuse)
     /// replaces the old one, which is gone.
     pub fn upsert_process(&mut self, process: Process) {
+        self.insert_shared(Arc::new(process));
+    }
+
+    /// Replaces the whole process set with a full scan's result: processes missing from
+    /// it have exited.
+    /// Takes processes or shared ones: a process a scan found unchanged stays the one the
+    /// published snapshot holds, not a copy.
+    pub fn replace_processes<P: Into<Arc<Process>>>(&mut self, processes: Vec<P>) {
+        self.processes = HashMap::with_capacity(processes.len());
+        self.by_pid = HashMap::with_capacity(processes.len());
+        for process in processes {
+            self.insert_shared(process.into());
+        }
+    }
+
+    fn insert_shared(&mut self, process: Arc<Process>) {
         let key = process.key;
         if let Some(old) = self.by_pid.insert(key.pid, key)
             && old != key
         {
             self.processes.remove(&old);
         }
-        self.processes.insert(key, Arc::new(process));
+        self.processes.insert(key, process);
     }
 
-    /// Replaces the whole process set with a full scan's result: processes missing from
-    /// it have exited.
-    pub fn replace_processes(&mut self, processes: Vec<Process>) {
-        self.processes = HashMap::with_capacity(processes.len());
-        self.by_pid = HashMap::with_capacity(processes.len());
-        for process in processes {
-            self.upsert_process(process);
-        }
+    /// The process under `key` as the model shares it (with published snapshots).
+    pub fn shared_process(&self, key: &ProcessKey) -> Option<&Arc<Process>> {
+        self.processes.get(key)
     }
 
     /// Forgets a process that exited.

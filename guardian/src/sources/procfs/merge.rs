@@ -24,18 +24,20 @@ impl ProcReader {
         for sighting in sightings {
             let pid = sighting.key.pid;
             let known = previous
-                .process(&sighting.key)
+                .shared_process(&sighting.key)
                 .filter(|known| !scan::due_for_full_read(pid, pass) && known.comm == sighting.comm);
             if let Some(known) = known {
-                let mut process = known.clone();
-                process.ppid = sighting.ppid;
-                process.uid = sighting.uid;
-                process.memory = sighting.memory;
-                report.processes.push(process);
+                let refresh = scan::Refresh {
+                    key: sighting.key,
+                    ppid: sighting.ppid,
+                    uid: sighting.uid,
+                    memory: sighting.memory,
+                };
+                report.processes.push(refresh.apply(known));
                 continue;
             }
             match self.read_full(pid, &mut buf) {
-                Ok(Some(process)) => report.processes.push(process),
+                Ok(Some(process)) => report.processes.push(std::sync::Arc::new(process)),
                 Ok(None) => report.vanished += 1,
                 Err(error) => {
                     debug!(pid, %error, "reading process failed");

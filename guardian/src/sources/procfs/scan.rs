@@ -2,7 +2,7 @@
 //! the ones it does only what changes between scans (RSS, ppid), from one `stat` read.
 
 use std::{
-    sync::{TryLockError, atomic::Ordering},
+    sync::{Arc, TryLockError, atomic::Ordering},
     time::Instant,
 };
 
@@ -27,7 +27,8 @@ pub(super) fn due_for_full_read(pid: i32, scan: u64) -> bool {
 /// The outcome of [`ProcReader::scan`]: what was read, and what was not.
 #[derive(Debug, Default)]
 pub struct ScanReport {
-    pub processes: Vec<Process>,
+    /// Unchanged processes are the previous model's, shared, not copied.
+    pub processes: Vec<Arc<Process>>,
     /// Processes that exited between listing /proc and reading them (normal).
     pub vanished: u32,
     /// Processes that could not be read or parsed (logged at debug level).
@@ -44,18 +45,24 @@ enum Seen {
 }
 
 /// The fields a steady-state scan refreshes in a known process.
-struct Refresh {
-    key: ProcessKey,
-    ppid: i32,
-    uid: u32,
-    memory: MemoryUsage,
+pub(super) struct Refresh {
+    pub(super) key: ProcessKey,
+    pub(super) ppid: i32,
+    pub(super) uid: u32,
+    pub(super) memory: MemoryUsage,
 }
 
 impl Refresh {
-    fn apply(self, process: &mut Process) {
+    /// `known` with this refresh: the same shared process when nothing changed.
+    pub(super) fn apply(self, known: &Arc<Process>) -> Arc<Process> {
+        if known.ppid == self.ppid && known.uid == self.uid && known.memory == self.memory {
+            return Arc::clone(known);
+        }
+        let mut process = Process::clone(known);
         process.ppid = self.ppid;
         process.uid = self.uid;
         process.memory = self.memory;
+        Arc::new(process)
     }
 }
 
@@ -83,13 +90,11 @@ impl ProcReader {
             for pid in pids {
                 match self.look(pid, previous, scan, held, &mut buf) {
                     Ok(Seen::Known(refresh)) => {
-                        if let Some(known) = previous.process(&refresh.key) {
-                            let mut process = known.clone();
-                            refresh.apply(&mut process);
-                            report.processes.push(process);
+                        if let Some(known) = previous.shared_process(&refresh.key) {
+                            report.processes.push(refresh.apply(known));
                         }
                     }
-                    Ok(Seen::Full(process)) => report.processes.push(process),
+                    Ok(Seen::Full(process)) => report.processes.push(Arc::new(process)),
                     Ok(Seen::Gone) => report.vanished += 1,
                     Err(error) => {
                         debug!(pid, %error, "reading process failed");

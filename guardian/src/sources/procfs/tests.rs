@@ -16,7 +16,7 @@ fn reader() -> ProcReader {
     ProcReader::new(fixture()).expect("fixture reader")
 }
 
-fn model_of(processes: &[Process]) -> Model {
+fn model_of<P: Clone + Into<std::sync::Arc<Process>>>(processes: &[P]) -> Model {
     let mut model = Model::default();
     model.replace_processes(processes.to_vec());
     model
@@ -500,7 +500,7 @@ fn held_files_are_closed_once_their_processes_are_gone() {
 }
 
 /// Sorted Debug renderings: processes compare field by field.
-fn rendered(processes: &[Process]) -> Vec<String> {
+fn rendered<P: std::fmt::Debug>(processes: &[P]) -> Vec<String> {
     let mut out: Vec<String> = processes.iter().map(|p| format!("{p:?}")).collect();
     out.sort();
     out

@@ -72,7 +72,7 @@ fn tracks_big_processes_and_cgroups_and_drops_what_is_gone() {
     );
     assert!(reports.iter().all(|r| r.verdict == Verdict::WarmingUp));
     // The process exits and the cgroup goes away.
-    model.replace_processes(Vec::new());
+    model.replace_processes(Vec::<Process>::new());
     model.replace_cgroups(Vec::new());
     book.observe(&model, 101.0, &no_rule);
     assert!(book.is_empty());
