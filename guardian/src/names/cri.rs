@@ -132,9 +132,8 @@ async fn sandbox(
 /// An image as a user names it (`busybox`, `registry/app:1.2`), not an id (`sha256:…`,
 /// or 64 bare hex digits).
 fn is_image_name(image: &str) -> bool {
-    !image.is_empty()
-        && !image.starts_with("sha256:")
-        && !(image.len() == 64 && image.bytes().all(|b| b.is_ascii_hexdigit()))
+    let bare_id = image.len() == 64 && image.bytes().all(|b| b.is_ascii_hexdigit());
+    !(image.is_empty() || image.starts_with("sha256:") || bare_id)
 }
 
 /// A client on a fresh connection to `socket` (HTTP/2 over the unix socket; the URI is
