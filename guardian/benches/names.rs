@@ -1,22 +1,22 @@
-//! Container names: what a lookup costs (the Docker Engine API over its unix socket, a
-//! containerd bundle on disk) beside what reading the cached name costs, and the work
+//! Container names: what a lookup costs (the Docker Engine API over its unix socket, the
+//! CRI of a containerd the bench starts, a containerd bundle on disk) beside what reading the cached name costs, and the work
 //! the names add to each pipeline tick (a generation check) beside the tick's own /proc
 //! scan of this host, measured in the same run. Lookups run in their own task, never on
 //! the tick, scrape or kill path. Informational.
 //!
 //! `cargo bench -p guardian --bench names` (a running Docker engine adds the real-socket
-//! row; without one it is skipped and says so).
+//! row, Debian's containerd the CRI row; without them they are skipped and say so).
 
 use std::{
     hint::black_box,
     path::Path,
-    process::Command,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use guardian::{
     classify::{Classification, Runtime},
-    names::{ContainerName, NameTable, Names, inspect, read_bundle},
+    names::{ContainerName, NameTable, Names, inspect, query_cri, read_bundle},
     sources::procfs::ProcReader,
 };
 
@@ -125,6 +125,61 @@ fn main() {
         ),
         Err(why) => println!("lookup: Docker Engine API: skipped ({why})"),
     }
+    match cri_lookup() {
+        Ok(lookup) => println!(
+            "lookup: CRI (containerd, unix socket)    {:>10.0} ns  ({:.0}x a cache hit)",
+            ns(lookup),
+            ns(lookup) / ns(hit)
+        ),
+        Err(why) => println!("lookup: CRI: skipped ({why})"),
+    }
+}
+
+/// Asks the CRI of a containerd of our own (its own root, state and socket) about an id
+/// it does not know: a fresh gRPC connection, ListContainers and ListPodSandbox, the
+/// same exchange as naming a container.
+fn cri_lookup() -> Result<Duration, String> {
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let root = dir.path().display();
+    let config = format!(
+        "version = 2\nroot = \"{root}/root\"\nstate = \"{root}/state\"\n\
+         [grpc]\n  address = \"{root}/containerd.sock\"\n\
+         [ttrpc]\n  address = \"{root}/containerd.sock.ttrpc\"\n"
+    );
+    std::fs::write(dir.path().join("config.toml"), config).map_err(|error| error.to_string())?;
+    let mut child = Command::new("containerd")
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| format!("containerd: {error}"))?;
+    let socket = dir.path().join("containerd.sock");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    let ask = || runtime.block_on(query_cri(&socket, &id(7), Duration::from_secs(5)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answer = ask();
+    while answer.is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        answer = ask();
+    }
+    let timed = match answer {
+        Ok(None) => Ok(per_call(5, 40, || {
+            let named = ask();
+            assert!(matches!(named, Ok(None)), "{named:?}");
+        })),
+        other => Err(format!("the CRI did not answer: {other:?}")),
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0)),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    timed
 }
 
 fn ns(duration: Duration) -> f64 {

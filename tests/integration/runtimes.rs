@@ -2,9 +2,11 @@
 //! (busybox): Podman, containerd through `ctr`, LXC (Docker's are in killswitch and
 //! docker.rs). For each: the classification names the runtime, the id and the name; a
 //! hog inside is spared by a host rule while its host twin is killed; the runtime's
-//! helper (conmon, the shim, the LXC monitor) is protected.
+//! helper (conmon, the shim, the LXC monitor) is protected. And containerd's CRI plugin,
+//! as kubelet drives it: names with the pod's namespace and name from the CRI socket.
 
 mod containerd;
+mod cri;
 mod lxc;
 mod podman;
 
@@ -83,6 +85,8 @@ pub struct Case<'a> {
     pub id: &'a str,
     /// The name `guardian explain` must report (`None`: the id is the name, as for LXC).
     pub name: Option<&'a str>,
+    /// The pod's namespace and name the runtime must report, for a Kubernetes container.
+    pub pod: Option<(&'a str, &'a str)>,
     /// The container's hog (its main process).
     pub pid: i32,
     /// The runtime helper above it, which must be protected.
@@ -94,13 +98,20 @@ pub struct Case<'a> {
 /// Classification, name and confirmation; the helper protected; then a host rule kills
 /// the host twin and spares the container.
 pub fn check(case: &Case<'_>) {
-    let explained = explain(case.pid);
+    let explained = explain_with(case.pid, case.containers_config);
     let class = &explained["classification"];
     assert_eq!(class["kind"], "container", "{explained}");
     assert_eq!(class["runtime"], case.runtime, "{explained}");
     assert_eq!(class["id"], case.id, "{explained}");
     if let Some(name) = case.name {
         assert_eq!(explained["container"]["name"], name, "{explained}");
+    }
+    if let Some((namespace, pod)) = case.pod {
+        assert_eq!(
+            explained["container"]["pod_namespace"], namespace,
+            "{explained}"
+        );
+        assert_eq!(explained["container"]["pod_name"], pod, "{explained}");
     }
     let verdict = explained["vetted"]["verdict"].as_str().unwrap_or_default();
     assert!(
@@ -146,7 +157,44 @@ pub fn check(case: &Case<'_>) {
             metrics.contains(&series),
             "no guardian_container_info with {series}"
         );
+        if let Some((namespace, pod)) = case.pod {
+            let containers = daemon.get_json("/api/v1/containers");
+            assert_eq!(
+                containers[case.id]["pod_namespace"], namespace,
+                "{containers}"
+            );
+            assert_eq!(containers[case.id]["pod_name"], pod, "{containers}");
+            let info = metrics
+                .lines()
+                .find(|line| line.starts_with("guardian_container_info{") && line.contains(&series))
+                .unwrap_or_default();
+            for label in [
+                format!("pod_name=\"{pod}\""),
+                format!("pod_namespace=\"{namespace}\""),
+            ] {
+                assert!(info.contains(&label), "no {label} in {info}");
+            }
+        }
     }
+}
+
+/// `guardian explain PID --json`, with `containers_config` (when any) as its config, so
+/// it asks the runtimes the test started.
+fn explain_with(pid: i32, containers_config: &str) -> serde_json::Value {
+    if containers_config.is_empty() {
+        return explain(pid);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("guardian.toml");
+    std::fs::write(&path, containers_config).expect("write config");
+    let output = Command::new(crate::common::guardian_bin())
+        .args(["explain", &pid.to_string(), "--json", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run guardian explain");
+    assert!(output.status.success(), "guardian explain {pid} failed");
+    serde_json::from_slice(&output.stdout).expect("explain prints JSON")
 }
 
 /// Waits until `pid`'s resident set reaches `bytes`.

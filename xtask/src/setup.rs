@@ -17,8 +17,13 @@ pub enum For {
 }
 
 /// Debian packages and why each is needed.
-const BUILD_PACKAGES: &[(&str, &str)] =
-    &[("llvm-22-dev", "bpf-linker links eBPF objects with LLVM 22")];
+const BUILD_PACKAGES: &[(&str, &str)] = &[
+    ("llvm-22-dev", "bpf-linker links eBPF objects with LLVM 22"),
+    (
+        "protobuf-compiler",
+        "k8s-cri generates the CRI gRPC client with protoc at build time",
+    ),
+];
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("docker.io", "container tests run a real Docker engine"),
     ("busybox-static", "the test container image is busybox"),

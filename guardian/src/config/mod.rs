@@ -160,6 +160,9 @@ impl Default for MetricsConfig {
 pub struct ContainersConfig {
     /// Docker Engine API sockets (Docker, and Podman's Docker-compatible service).
     pub engine_sockets: Vec<PathBuf>,
+    /// Kubernetes CRI sockets (containerd's CRI plugin, CRI-O): pod namespace, pod name
+    /// and container name.
+    pub cri_sockets: Vec<PathBuf>,
     /// containerd and CRI-O state directories holding each container's OCI bundle
     /// (`<dir>/<namespace>/<id>/config.json`, `<dir>/<id>/userdata/config.json`).
     pub bundle_dirs: Vec<PathBuf>,
@@ -173,6 +176,10 @@ impl Default for ContainersConfig {
             engine_sockets: vec![
                 PathBuf::from("/var/run/docker.sock"),
                 PathBuf::from("/run/podman/podman.sock"),
+            ],
+            cri_sockets: vec![
+                PathBuf::from("/run/containerd/containerd.sock"),
+                PathBuf::from("/run/crio/crio.sock"),
             ],
             bundle_dirs: vec![
                 PathBuf::from("/run/containerd/io.containerd.runtime.v2.task"),

@@ -92,6 +92,7 @@ fn read(bundle: &Path, namespace: Option<String>) -> Option<ContainerName> {
             "io.kubernetes.cri.sandbox-namespace",
             "io.kubernetes.pod.namespace",
         ]),
+        pod_uid: get(&["io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid"]),
         init_pid,
     })
 }

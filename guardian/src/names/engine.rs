@@ -46,6 +46,19 @@ pub enum LookupError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("connecting to the CRI at {socket}: {source}")]
+    CriConnect {
+        socket: PathBuf,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A gRPC status (the CRI plugin disabled answers `Unimplemented`).
+    #[error("the CRI at {socket} answered: {source}")]
+    Cri {
+        socket: PathBuf,
+        #[source]
+        source: Box<tonic::Status>,
+    },
     #[error("{socket} did not answer within {timeout:?}")]
     Timeout { socket: PathBuf, timeout: Duration },
 }
@@ -114,6 +127,7 @@ pub(super) fn parse_inspect(socket: &Path, body: &[u8]) -> Result<ContainerName,
         namespace: None,
         pod_name: label("io.kubernetes.pod.name"),
         pod_namespace: label("io.kubernetes.pod.namespace"),
+        pod_uid: label("io.kubernetes.pod.uid"),
         init_pid: inspect.state.pid.filter(|pid| *pid > 0),
     })
 }

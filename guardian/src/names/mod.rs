@@ -2,7 +2,8 @@
 //!
 //! Classification finds a container's id in its cgroup path; this module asks the
 //! runtimes what that id is called, once per container: the Docker Engine API (Docker,
-//! and Podman's Docker-compatible service) over its unix socket, and the OCI bundles
+//! and Podman's Docker-compatible service) over its unix socket, the Kubernetes CRI
+//! (containerd's CRI plugin, CRI-O) over its gRPC socket, and the OCI bundles
 //! containerd and CRI-O keep per container (`config.json`, whose annotations carry the
 //! Kubernetes pod and container names, and `init.pid`).
 //!
@@ -12,6 +13,7 @@
 //! socket only costs that and a count in `guardian_container_lookups_total`.
 
 mod bundles;
+mod cri;
 mod engine;
 #[cfg(test)]
 mod tests;
@@ -32,6 +34,7 @@ use tokio::sync::watch;
 use crate::{classify::Classification, config::ContainersConfig, model::Model};
 
 pub use bundles::read_bundle;
+pub use cri::{SANDBOX_NAME, query as query_cri};
 pub use engine::{LookupError, inspect};
 
 /// How often the task looks for containers it has not named yet.
@@ -44,10 +47,11 @@ const BATCH: usize = 64;
 /// What a runtime says of one container.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ContainerName {
-    /// Which answered: "docker-api" (an Engine API socket), "containerd", "cri-o".
+    /// Which answered: "docker-api" (an Engine API socket), "cri" (a CRI socket),
+    /// "containerd" or "cri-o" (a bundle).
     pub source: &'static str,
-    /// The container's name (`docker ps` NAMES, the Kubernetes container name, or for
-    /// a plain containerd container its id).
+    /// The container's name (`docker ps` NAMES, the Kubernetes container name, `POD`
+    /// for a pod's sandbox, or for a plain containerd container its id).
     pub name: String,
     /// The image as the user named it, when known.
     pub image: Option<String>,
@@ -55,6 +59,8 @@ pub struct ContainerName {
     pub namespace: Option<String>,
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
+    /// The pod's uid (the CRI's, or kubelet's label).
+    pub pod_uid: Option<String>,
     /// Host pid of the container's first process, as the runtime reports it.
     pub init_pid: Option<i32>,
 }
@@ -166,6 +172,7 @@ impl Names {
 #[derive(Clone, Debug)]
 pub struct Lookup {
     pub engine_sockets: Vec<PathBuf>,
+    pub cri_sockets: Vec<PathBuf>,
     pub bundle_dirs: Vec<PathBuf>,
     pub timeout: Duration,
 }
@@ -174,14 +181,15 @@ impl Lookup {
     pub fn from_config(config: &ContainersConfig) -> Self {
         Lookup {
             engine_sockets: config.engine_sockets.clone(),
+            cri_sockets: config.cri_sockets.clone(),
             bundle_dirs: config.bundle_dirs.clone(),
             timeout: config.lookup_timeout.0,
         }
     }
 
-    /// Asks every runtime about `id` in turn: the Engine API sockets, then the bundle
-    /// directories. `Ok(None)` when none knows it; the first error when none knows it
-    /// and some could not answer.
+    /// Asks every runtime about `id` in turn: the Engine API sockets, the CRI sockets
+    /// (with the bundle's `init.pid`), then the bundle directories. `Ok(None)` when none
+    /// knows it; the first error when none knows it and some could not answer.
     pub async fn name_of(&self, id: &str) -> Result<Option<ContainerName>, LookupError> {
         let mut failure = None;
         for socket in &self.engine_sockets {
@@ -199,13 +207,29 @@ impl Lookup {
         }
         let dirs = self.bundle_dirs.clone();
         let owned = id.to_string();
-        let found = tokio::task::spawn_blocking(move || {
+        let bundle = tokio::task::spawn_blocking(move || {
             dirs.iter().find_map(|dir| read_bundle(dir, &owned))
         })
         .await
         .ok()
         .flatten();
-        match (found, failure) {
+        for socket in &self.cri_sockets {
+            if !socket.exists() {
+                continue;
+            }
+            match query_cri(socket, id, self.timeout).await {
+                Ok(Some(mut name)) => {
+                    name.init_pid = bundle.as_ref().and_then(|bundle| bundle.init_pid);
+                    return Ok(Some(name));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "container name lookup failed");
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        match (bundle, failure) {
             (Some(name), _) => Ok(Some(name)),
             (None, Some(error)) => Err(error),
             (None, None) => Ok(None),

@@ -1,5 +1,6 @@
 //! Engine API answers over real unix sockets (well-behaved, silent, garbage, endless),
-//! and bundle directories laid out as containerd, CRI-O and Podman lay them out.
+//! the CRI client against the hostile ones (a real containerd answers it in the
+//! integration tests), and bundle directories laid out as containerd, CRI-O and Podman lay them out.
 
 use std::{path::Path, time::Duration};
 
@@ -138,10 +139,57 @@ async fn a_missing_socket_is_skipped_and_nobody_knows_the_id() {
     let dir = tempfile::tempdir().expect("temp dir");
     let lookup = Lookup {
         engine_sockets: vec![dir.path().join("absent.sock")],
+        cri_sockets: vec![dir.path().join("absent-cri.sock")],
         bundle_dirs: vec![dir.path().join("absent")],
         timeout: Duration::from_secs(1),
     };
     assert!(matches!(lookup.name_of(ID).await, Ok(None)));
+}
+
+#[tokio::test]
+async fn a_silent_cri_socket_times_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = serve(dir.path(), Peer::Silent);
+    let answer = query_cri(&socket, ID, Duration::from_millis(300)).await;
+    assert!(
+        matches!(answer, Err(LookupError::Timeout { .. })),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_cri_socket_speaking_garbage_is_an_error_and_no_name() {
+    for peer in [Peer::Garbage, Peer::Endless] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = serve(dir.path(), peer);
+        let answer = query_cri(&socket, ID, Duration::from_secs(5)).await;
+        assert!(
+            matches!(
+                answer,
+                Err(LookupError::Cri { .. } | LookupError::CriConnect { .. })
+            ),
+            "{answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bundle_still_names_a_container_a_broken_cri_socket_cannot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = serve(dir.path(), Peer::Garbage);
+    let bundles = dir.path().join("task");
+    write(
+        &bundles.join("default").join(ID).join("config.json"),
+        r#"{"ociVersion":"1.1.0"}"#,
+    );
+    let lookup = Lookup {
+        engine_sockets: Vec::new(),
+        cri_sockets: vec![socket],
+        bundle_dirs: vec![bundles],
+        timeout: Duration::from_secs(5),
+    };
+    let name = lookup.name_of(ID).await.expect("answer").expect("named");
+    assert_eq!(name.source, "containerd");
 }
 
 fn write(path: &Path, text: &str) {

@@ -311,13 +311,15 @@ fn log_report(report: &KillReport) {
 }
 
 /// The classification as the kill log records it: the classifier's fields plus, for a
-/// container the runtime named, `name`, `image` and the pod's name and namespace.
+/// container the runtime named, `name`, `image` and the pod's name and namespace (and its
+/// uid when the cgroup path did not give it).
 fn classification_record(
     class: &crate::classify::Classification,
     container: Option<&crate::names::ContainerName>,
 ) -> serde_json::Value {
     let mut value = serde_json::to_value(class).unwrap_or(serde_json::Value::Null);
     if let (Some(fields), Some(container)) = (value.as_object_mut(), container) {
+        let uid_known = fields.get("pod_uid").is_some_and(|uid| !uid.is_null());
         let mut put = |key: &str, text: Option<&str>| {
             if let Some(text) = text {
                 fields.insert(key.to_string(), serde_json::Value::from(text));
@@ -327,6 +329,9 @@ fn classification_record(
         put("image", container.image.as_deref());
         put("pod_name", container.pod_name.as_deref());
         put("pod_namespace", container.pod_namespace.as_deref());
+        if !uid_known {
+            put("pod_uid", container.pod_uid.as_deref());
+        }
     }
     value
 }

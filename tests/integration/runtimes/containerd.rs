@@ -129,6 +129,7 @@ fn containerd_container_is_named_confirmed_and_spared_and_its_shim_protected() {
         id: &id,
         // A container ctr started is named by its id (namespace `default`).
         name: Some(&id),
+        pod: None,
         pid,
         helper: shim,
         containers_config: "",

@@ -67,6 +67,7 @@ fn lxc_container_is_classified_confirmed_and_spared_and_its_monitor_protected() 
         runtime: "lxc",
         id: &m,
         name: None,
+        pod: None,
         pid,
         helper: monitor,
         containers_config: "",

@@ -165,6 +165,7 @@ fn podman_container_is_named_confirmed_and_spared_and_conmon_protected() {
         runtime: "podman",
         id: &id,
         name: Some(&m),
+        pod: None,
         pid,
         helper: conmon,
         containers_config: "",

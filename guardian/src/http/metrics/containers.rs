@@ -74,7 +74,10 @@ fn info_labels<'a>(
         ("container_id", Lv::Text(id)),
         ("container_name", text(name.map(|name| name.name.as_str()))),
         ("image", text(name.and_then(|name| name.image.as_deref()))),
-        ("pod_uid", text(pod_uid)),
+        (
+            "pod_uid",
+            text(pod_uid.or_else(|| name.and_then(|name| name.pod_uid.as_deref()))),
+        ),
         (
             "pod_name",
             text(name.and_then(|name| name.pod_name.as_deref())),
