@@ -14,6 +14,7 @@ mod package;
 mod setup;
 mod soak;
 mod test;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -68,6 +69,10 @@ enum Command {
     /// Check the Kubernetes manifests, the Helm chart and the Grafana dashboards against
     /// maintained schemas and linters (installed into target/deploy-check, pinned).
     CheckDeploy,
+    /// The .deb on stock Debian kernels (6.1, 6.12) booted in qemu with a cached Debian 12
+    /// rootfs, systemd as PID 1 and pure cgroup v2: an acceptance suite in each VM, one
+    /// row per kernel (downloads kernels and the rootfs once into target/vm).
+    Vm(vm::Options),
     /// Write the Kubernetes files generated from config/ (PrometheusRule, ConfigMap, the
     /// Helm chart's copies); `--check` only fails when one differs.
     Manifests {
@@ -104,6 +109,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fuzz(options) => fuzz::fuzz(&root, options.secs, &options.targets),
         Command::Soak(options) => soak::soak(&root, &options),
         Command::Image(options) => image::image(&root, &options),
+        Command::Vm(options) => vm::vm(&root, &options),
         Command::CheckDeploy => check_deploy::check_deploy(&root),
         Command::Manifests { check } => manifests::manifests(&root, check),
         Command::EvalTrends { dirs } => {

@@ -86,7 +86,8 @@ fn installed(package: &str) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-fn install_packages(root: &Path, packages: &[(&str, &str)]) -> anyhow::Result<()> {
+/// Installs the Debian packages of `packages` that are missing, saying why each is needed.
+pub fn install_packages(root: &Path, packages: &[(&str, &str)]) -> anyhow::Result<()> {
     let missing: Vec<&(&str, &str)> = packages
         .iter()
         .filter(|(name, _)| !installed(name))

@@ -80,6 +80,7 @@ impl EbpfSource {
     /// Loads and attaches every program with a ring buffer of `ring_bytes` (a power of
     /// two, at least a page); `self_tgid`'s own RSS events are dropped in the kernel.
     pub fn load(self_tgid: u32, ring_bytes: u32) -> Result<EbpfSource, EbpfError> {
+        let started = std::time::Instant::now();
         raise_memlock_limit();
         let mut layout = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
         layout.own_pid_ns_inum = own_pid_namespace()?;
@@ -127,6 +128,9 @@ impl EbpfSource {
         tracing::info!(
             programs = TRACEPOINTS.len(),
             task_iterator = snapshots,
+            // BTF parsing, relocation, verification and attach: compared across kernels
+            // by `cargo xtask vm`.
+            load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "eBPF programs attached"
         );
         Ok(EbpfSource {

@@ -1,0 +1,122 @@
+//! `cargo xtask vm`: the guardian's .deb on stock Debian kernels, each booted in qemu
+//! over a cached Debian 12 rootfs with systemd as PID 1 and pure cgroup v2, where an
+//! acceptance suite (accept.sh) installs the package and checks the service, its
+//! source, OOM kills, PSI and reload. Prints one row per kernel. Everything cached lives
+//! in `target/vm/`: kernels (`kernels/<package>/vmlinuz`), the rootfs image, and the
+//! last run's consoles (`console-<label>.log`).
+
+mod kernels;
+mod qemu;
+mod report;
+mod rootfs;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::cmd;
+
+/// The suite, copied onto each run's payload disk.
+const ACCEPT_SCRIPT: &str = include_str!("accept.sh");
+/// Host packages the matrix needs, and why.
+const HOST_PACKAGES: &[(&str, &str)] = &[
+    (
+        "qemu-system-x86",
+        "cargo xtask vm boots each kernel in qemu",
+    ),
+    (
+        "debootstrap",
+        "cargo xtask vm builds its Debian rootfs once",
+    ),
+    (
+        "e2fsprogs",
+        "cargo xtask vm makes ext4 images with mkfs.ext4 -d",
+    ),
+    (
+        "fdisk",
+        "cargo xtask vm partitions its root image with sfdisk",
+    ),
+];
+/// A VM that has not powered off by then is killed and its row fails (TCG is slow).
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// Options of `cargo xtask vm`.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Only these kernels (labels of the matrix, e.g. 6.1); default: all.
+    #[arg(long = "kernel")]
+    kernels: Vec<String>,
+}
+
+pub fn vm(root: &Path, options: &Options) -> anyhow::Result<()> {
+    crate::setup::install_packages(root, HOST_PACKAGES)?;
+    let dir = root.join("target/vm");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let kernels = kernels::fetch(root, &dir.join("kernels"), &options.kernels)?;
+    if kernels.is_empty() {
+        bail!("no kernel of the matrix matches {:?}", options.kernels);
+    }
+    let rootfs = rootfs::ensure(root, &dir)?;
+    let deb = crate::package::package(root)?;
+    let payload_dir = tempfile::tempdir_in(&dir).context("creating the payload dir")?;
+    let payload = payload(root, payload_dir.path(), &deb)?;
+
+    println!("vm: accel {} ({} kernels)", qemu::accel(), kernels.len());
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for kernel in &kernels {
+        let console = dir.join(format!("console-{}.log", kernel.label.replace(' ', "-")));
+        println!("vm: booting {} ({})", kernel.label, kernel.package);
+        let run = qemu::boot(&kernel.vmlinuz, &rootfs, &payload, &console, DEADLINE)?;
+        let mut row = report::Row::parse(&kernel.label, &run.console, run.wall);
+        if run.timed_out {
+            row.failed
+                .push(format!("VM still running after {DEADLINE:?}"));
+        }
+        println!(
+            "vm: {} done in {:.1?}: {} passed, {} failed (console {})",
+            kernel.label,
+            run.wall,
+            row.passed.len(),
+            row.failed.len(),
+            console.display()
+        );
+        rows.push(row);
+    }
+    report::print(&rows);
+    println!("vm: matrix took {:.1?}", started.elapsed());
+    if rows.iter().any(|row| !row.green()) {
+        bail!("the VM matrix failed (consoles in {})", dir.display());
+    }
+    Ok(())
+}
+
+/// The payload disk: the .deb and the suite in a small ext4 image.
+fn payload(root: &Path, dir: &Path, deb: &Path) -> anyhow::Result<PathBuf> {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree)?;
+    std::fs::copy(deb, tree.join("guardian.deb"))
+        .with_context(|| format!("copying {}", deb.display()))?;
+    std::fs::write(tree.join("accept.sh"), ACCEPT_SCRIPT)?;
+    let image = dir.join("payload.ext4");
+    let tree_arg = tree.display().to_string();
+    let image_arg = image.display().to_string();
+    cmd::run(
+        root,
+        "make the payload image",
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-L",
+            "guardian-payload",
+            "-d",
+            &tree_arg,
+            &image_arg,
+            "64M",
+        ],
+    )?;
+    Ok(image)
+}

@@ -1,0 +1,102 @@
+//! Reads the suite's `GUARDIAN-VM <key> <value>` lines off a VM's serial console and
+//! prints the matrix, one row per kernel.
+
+use std::time::Duration;
+
+/// What one kernel's run reported.
+pub struct Row {
+    pub label: String,
+    pub kernel: String,
+    pub boot_s: String,
+    pub wall: Duration,
+    pub source: String,
+    pub fallback: String,
+    pub refresh: String,
+    pub btf: String,
+    pub load_ms: String,
+    pub passed: Vec<String>,
+    pub failed: Vec<String>,
+    /// The suite's last line came: the VM did not die half-way.
+    pub done: bool,
+}
+
+impl Row {
+    pub fn parse(label: &str, console: &str, wall: Duration) -> Row {
+        let mut row = Row {
+            label: label.to_string(),
+            kernel: "?".into(),
+            boot_s: "?".into(),
+            wall,
+            source: "?".into(),
+            fallback: "-".into(),
+            refresh: "?".into(),
+            btf: "?".into(),
+            load_ms: "-".into(),
+            passed: Vec::new(),
+            failed: Vec::new(),
+            done: false,
+        };
+        for line in console.lines() {
+            let Some(rest) = line.trim_end_matches('\r').strip_prefix("GUARDIAN-VM ") else {
+                continue;
+            };
+            let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
+            let value = value.trim().to_string();
+            match key {
+                "kernel" => row.kernel = value,
+                "boot_s" => row.boot_s = value,
+                "source" => row.source = value,
+                "fallback" => row.fallback = value,
+                "refresh" => row.refresh = value,
+                "btf" => row.btf = value,
+                "load_ms" if !value.is_empty() => row.load_ms = value,
+                "check" => match value.split_once(' ') {
+                    Some((name, "pass")) => row.passed.push(name.to_string()),
+                    Some((name, _)) => row.failed.push(name.to_string()),
+                    None => row.failed.push(value),
+                },
+                "done" => row.done = true,
+                _ => {}
+            }
+        }
+        if !row.done {
+            row.failed.push("suite did not finish".into());
+        }
+        row
+    }
+
+    pub fn green(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// The table, one row per kernel, then each failure by name.
+pub fn print(rows: &[Row]) {
+    println!(
+        "\n{:<6} {:<28} {:>6} {:>7} {:<7} {:<13} {:<4} {:>8} {:>6}  fallback",
+        "label", "kernel", "boot", "suite", "source", "refresh", "btf", "load ms", "tests"
+    );
+    for row in rows {
+        let boot: f64 = row.boot_s.parse().unwrap_or(0.0);
+        println!(
+            "{:<6} {:<28} {:>5.1}s {:>6.1}s {:<7} {:<13} {:<4} {:>8} {:>6}  {}",
+            row.label,
+            row.kernel,
+            boot,
+            (row.wall.as_secs_f64() - boot).max(0.0),
+            row.source,
+            row.refresh,
+            row.btf,
+            row.load_ms,
+            format!(
+                "{}/{}",
+                row.passed.len(),
+                row.passed.len() + row.failed.len()
+            ),
+            row.fallback,
+        );
+    }
+    for row in rows.iter().filter(|row| !row.green()) {
+        println!("{}: failed {}", row.label, row.failed.join(", "));
+    }
+}
