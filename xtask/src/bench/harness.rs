@@ -179,6 +179,59 @@ pub fn set_nice(command: &mut std::process::Command, nice: i32) {
     }
 }
 
+/// Starts memhog with `args` and `--wait-stdin`, stdin and stdout piped, and waits for its
+/// `ready`: the latency benchmarks then let the guardian learn of it before it grows.
+pub fn spawn_waiting_memhog(
+    memhog: &std::path::Path,
+    args: &[&str],
+) -> anyhow::Result<(Owned, std::io::BufReader<std::process::ChildStdout>)> {
+    use std::io::BufRead as _;
+    let mut hog = Owned(
+        std::process::Command::new(memhog)
+            .args(args)
+            .arg("--wait-stdin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .context("starting memhog")?,
+    );
+    let pid = hog.pid();
+    let mut stdout = std::io::BufReader::new(hog.0.stdout.take().context("memhog stdout")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    if line.trim() != "ready" {
+        bail!("memhog {pid} did not start: {line:?}");
+    }
+    Ok((hog, stdout))
+}
+
+/// Waits until the guardian's `/api/v1/processes` lists `pid`.
+pub fn wait_listed(guardian: &super::daemon::Guardian, pid: i32) -> anyhow::Result<()> {
+    let known = wait_for(Duration::from_secs(30), Duration::from_millis(50), || {
+        Ok(guardian
+            .get_json("/api/v1/processes")?
+            .is_some_and(|body| has_pid(&body, pid))
+            .then_some(()))
+    })?;
+    if known.is_none() {
+        bail!("the guardian did not list memhog {pid} in /api/v1/processes within 30 s");
+    }
+    Ok(())
+}
+
+/// True when some object in `value` has `"pid": pid` (directly or under `key`).
+pub fn has_pid(value: &serde_json::Value, pid: i32) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.get("pid").and_then(serde_json::Value::as_i64) == Some(i64::from(pid))
+                || map.values().any(|child| has_pid(child, pid))
+        }
+        serde_json::Value::Array(items) => items.iter().any(|item| has_pid(item, pid)),
+        _ => false,
+    }
+}
+
 /// A child this benchmark started: SIGKILLed and reaped on drop (a no-op once reaped).
 pub struct Owned(pub Child);
 

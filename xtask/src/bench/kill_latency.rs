@@ -10,7 +10,7 @@
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
-    process::{ChildStdout, Command, Stdio},
+    process::ChildStdout,
     time::Duration,
 };
 
@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use super::{
     Binaries,
     daemon::{Guardian, Source},
-    harness::{self, Owned, Stats, wait_for},
+    harness::{self, Stats, wait_for},
     report::{Row, Verdict, latency_text, ms},
 };
 
@@ -150,42 +150,17 @@ fn one_kill(
     marker: &str,
     killer: Killer,
 ) -> anyhow::Result<(f64, i32)> {
-    let mut hog = Owned(
-        Command::new(&bins.memhog)
-            .args([
-                "--rss",
-                "64",
-                "--grow",
-                "400",
-                "--max",
-                "512",
-                "--wait-stdin",
-            ])
-            .args(["--mark", &THRESHOLD_MIB.to_string(), "--marker", marker])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting memhog")?,
-    );
+    let mark = THRESHOLD_MIB.to_string();
+    let (mut hog, mut stdout) = harness::spawn_waiting_memhog(
+        &bins.memhog,
+        &[
+            "--rss", "64", "--grow", "400", "--max", "512", "--mark", &mark, "--marker", marker,
+        ],
+    )?;
     let pid = hog.pid();
-    let mut stdout = BufReader::new(hog.0.stdout.take().context("memhog stdout")?);
-    let mut line = String::new();
-    stdout.read_line(&mut line)?;
-    if line.trim() != "ready" {
-        bail!("memhog {pid} did not start: {line:?}");
-    }
     // The story is a known process growing past the line, not a new one appearing; the
     // self-killed ones wait the same way so both grow under the same conditions.
-    let known = wait_for(Duration::from_secs(30), Duration::from_millis(50), || {
-        Ok(guardian
-            .get_json("/api/v1/processes")?
-            .is_some_and(|body| has_pid(&body, pid))
-            .then_some(()))
-    })?;
-    if known.is_none() {
-        bail!("the guardian did not list memhog {pid} in /api/v1/processes within 30 s");
-    }
+    harness::wait_listed(guardian, pid)?;
     std::thread::sleep(harness::jitter(Duration::from_secs_f64(SCAN_INTERVAL_S)));
     let mut stdin = hog.0.stdin.take().context("memhog stdin")?;
     stdin.write_all(b"go\n")?;
@@ -258,18 +233,6 @@ fn find_key<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a serde_jso
     }
 }
 
-/// True when some object in `value` has `"pid": pid` (directly or under `key`).
-fn has_pid(value: &serde_json::Value, pid: i32) -> bool {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.get("pid").and_then(serde_json::Value::as_i64) == Some(i64::from(pid))
-                || map.values().any(|child| has_pid(child, pid))
-        }
-        serde_json::Value::Array(items) => items.iter().any(|item| has_pid(item, pid)),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,9 +241,9 @@ mod tests {
     fn pids_and_keys_are_found_at_any_depth() {
         let body =
             serde_json::json!({"processes": [{"key": {"pid": 7, "start_ticks": 1}}, {"pid": 9}]});
-        assert!(has_pid(&body, 7));
-        assert!(has_pid(&body, 9));
-        assert!(!has_pid(&body, 8));
+        assert!(harness::has_pid(&body, 7));
+        assert!(harness::has_pid(&body, 9));
+        assert!(!harness::has_pid(&body, 8));
         let record =
             serde_json::json!({"kind": "outcome", "record": {"pid": 7, "time_to_exit_s": 0.25}});
         assert_eq!(

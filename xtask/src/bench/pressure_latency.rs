@@ -13,8 +13,7 @@
 //! the host move MemAvailable across the limit before the memhog does is dropped.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Command, Stdio},
+    io::Write as _,
     time::{Duration, Instant},
 };
 
@@ -23,7 +22,7 @@ use anyhow::{Context as _, bail};
 use super::{
     Binaries,
     daemon::{Guardian, Source},
-    harness::{self, Owned, Stats, wait_for},
+    harness::{self, Stats},
     report::{Row, Verdict, latency_text, ms},
 };
 
@@ -146,44 +145,18 @@ fn mem_available() -> anyhow::Result<u64> {
 /// One memhog from start to kill: the latency in seconds, or none when the host's
 /// MemAvailable crossed the limit before the memhog grew.
 fn one_kill(bins: &Binaries, marker: &str, killer: Killer) -> anyhow::Result<Option<f64>> {
-    let mut hog = Owned(
-        Command::new(&bins.memhog)
-            .args([
-                "--rss",
-                "64",
-                "--grow",
-                "400",
-                "--max",
-                "1024",
-                "--wait-stdin",
-            ])
-            .args(["--marker", marker])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting memhog")?,
-    );
+    let (mut hog, _stdout) = harness::spawn_waiting_memhog(
+        &bins.memhog,
+        &[
+            "--rss", "64", "--grow", "400", "--max", "1024", "--marker", marker,
+        ],
+    )?;
     let pid = hog.pid();
-    let mut stdout = BufReader::new(hog.0.stdout.take().context("memhog stdout")?);
-    let mut line = String::new();
-    stdout.read_line(&mut line)?;
-    if line.trim() != "ready" {
-        bail!("memhog {pid} did not start: {line:?}");
-    }
     let limit = mem_available()?.saturating_sub(HEADROOM_MIB * MIB);
     let guardian = match killer {
         Killer::Guardian => {
             let guardian = Guardian::start(&bins.guardian, Source::Procfs, &config(marker, limit))?;
-            let known = wait_for(Duration::from_secs(30), Duration::from_millis(50), || {
-                Ok(guardian
-                    .get_json("/api/v1/processes")?
-                    .is_some_and(|body| body.to_string().contains(&format!("\"pid\":{pid}")))
-                    .then_some(()))
-            })?;
-            if known.is_none() {
-                bail!("the guardian did not list memhog {pid} within 30 s");
-            }
+            harness::wait_listed(&guardian, pid)?;
             Some(guardian)
         }
         Killer::Bench => None,
