@@ -72,7 +72,10 @@ pub struct OomEvent {
     pub file_rss_kb: u64,
     pub shmem_rss_kb: u64,
     pub oom_score_adj: i32,
-    pub _pad: u32,
+    /// 1 when the program read the victim's task (comm, uid, counters, oom_score_adj);
+    /// 0 on kernels whose tracepoint passes only the pid (before 6.8): then only
+    /// `header` and `trigger_tgid` are set.
+    pub detailed: u32,
     /// The victim's command name, NUL-padded.
     pub comm: [u8; 16],
 }
@@ -155,6 +158,10 @@ pub const EVENTS_BYTES: u32 = 1 << 20;
 pub struct KernelLayout {
     /// `offsetof(struct mm_struct, rss_stat[member].count)`, indexed by `MM_*`.
     pub mm_count: [u64; 4],
+    /// 1 when the counters must be read with `bpf_probe_read_kernel` (before 6.2, where
+    /// they are `atomic_long_t`s the verifier's BTF walk rejects), 0 to load them
+    /// directly.
+    pub mm_count_probe: u64,
     /// `offsetof(struct mm_struct, total_vm)`.
     pub mm_total_vm: u64,
     /// `task_struct` members.
@@ -173,6 +180,9 @@ pub struct KernelLayout {
     pub cred_uid: u64,
     /// `offsetof(struct signal_struct, oom_score_adj)`.
     pub signal_oom_score_adj: u64,
+    /// `offsetof(struct signal_struct, live)`: threads not yet exited; 0 once the last
+    /// has begun exiting.
+    pub signal_live: u64,
     /// `offsetof(struct pid, level)` and `offsetof(struct pid, numbers)`.
     pub pid_level: u64,
     pub pid_numbers: u64,

@@ -72,6 +72,22 @@ unsafe fn field<T: Copy>(base: *const u8, offset: u64) -> T {
     unsafe { read_volatile(base.add(offset as usize).cast::<T>()) }
 }
 
+/// An `mm_struct` RSS counter (`offset` is one of `LAYOUT.mm_count`) of a BTF-typed mm.
+/// Before 6.2 the counters are `atomic_long_t`s in an array the verifier cannot walk
+/// ("Type 'atomic_long_t' is not a struct"): there userspace sets `mm_count_probe` and
+/// they are probe-read. The flag is a constant to the verifier, which only checks the
+/// branch taken.
+///
+/// # Safety
+/// `mm` must be a BTF-typed `mm_struct` pointer and `offset` a counter's offset from BTF.
+unsafe fn mm_counter(mm: *const u8, offset: u64) -> i64 {
+    if layout(&LAYOUT.mm_count_probe) != 0 {
+        probe::<i64>(mm as u64 + offset).unwrap_or(0)
+    } else {
+        unsafe { field(mm, offset) }
+    }
+}
+
 /// A fault-safe read of a kernel address that is not BTF-typed.
 fn probe<T: Copy>(address: u64) -> Option<T> {
     // SAFETY: bpf_probe_read_kernel copes with any address.
@@ -180,7 +196,7 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<(), i32> {
     let mm: *const u8 = ctx.arg(0);
     // SAFETY: `mm` is the tracepoint's BTF-typed mm_struct and `offset` one of its
     // rss_stat counters (read from BTF).
-    let pages: i64 = unsafe { field(mm, offset) };
+    let pages = unsafe { mm_counter(mm, offset) };
     let bucket = pages >> RSS_STEP_SHIFT;
 
     let cache = RSS_CACHE.get_ptr_mut(0).ok_or(0)?;
@@ -217,9 +233,9 @@ fn report_rss(mm_ptr: *const u8, index: usize, member: u32, pages: i64) -> Resul
     let floor = REPORT_FLOOR.get(0).map_or(0, |floor| *floor as i64);
     // SAFETY: `mm_ptr` is the tracepoint's BTF-typed mm and the offsets come from BTF.
     let rss: i64 = unsafe {
-        field::<i64>(mm_ptr, layout(&LAYOUT.mm_count[0]))
-            + field::<i64>(mm_ptr, layout(&LAYOUT.mm_count[1]))
-            + field::<i64>(mm_ptr, layout(&LAYOUT.mm_count[3]))
+        mm_counter(mm_ptr, layout(&LAYOUT.mm_count[0]))
+            + mm_counter(mm_ptr, layout(&LAYOUT.mm_count[1]))
+            + mm_counter(mm_ptr, layout(&LAYOUT.mm_count[3]))
     };
     match REPORTED.get_ptr_mut(&mm) {
         Some(last) => {
@@ -248,7 +264,8 @@ fn report_rss(mm_ptr: *const u8, index: usize, member: u32, pages: i64) -> Resul
     Ok(())
 }
 
-/// `TP_PROTO(struct task_struct *task, uid_t uid)`: the OOM killer chose `task`.
+/// `TP_PROTO(struct task_struct *task, uid_t uid)` (from 6.8): the OOM killer chose
+/// `task`.
 #[btf_tracepoint(function = "mark_victim")]
 pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
@@ -270,7 +287,7 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
             return 0;
         }
         // SAFETY: as above.
-        let pages: i64 = unsafe { field(mm, layout(&LAYOUT.mm_count[member])) };
+        let pages = unsafe { mm_counter(mm, layout(&LAYOUT.mm_count[member])) };
         u64::try_from(pages).unwrap_or(0) * page_kb
     };
     let (anon, file, shmem) = (counter(1), counter(0), counter(3));
@@ -296,9 +313,30 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
         file_rss_kb: file,
         shmem_rss_kb: shmem,
         oom_score_adj,
-        _pad: 0,
+        detailed: 1,
         // SAFETY: same size, any bits valid.
         comm: unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(comm) },
+    });
+    0
+}
+
+/// `TP_PROTO(int pid)` (before 6.8): the OOM killer chose the process with this pid in
+/// the initial PID namespace. Userspace loads this instead of [`mark_victim`] when BTF
+/// says so; with no task at hand, only the pid is reported (userspace adds what it knew
+/// of the process).
+#[btf_tracepoint(function = "mark_victim")]
+pub fn mark_victim_pid(ctx: BtfTracePointContext) -> i32 {
+    let global: u64 = ctx.arg(0);
+    // Only a guardian in the initial namespace can tell whose pid this is.
+    let pid = if layout(&LAYOUT.own_pid_ns_inum) == INIT_PID_NS_INUM {
+        global as u32
+    } else {
+        0
+    };
+    emit(OomEvent {
+        header: header(EventKind::Oom, pid),
+        trigger_tgid: current_visible_tgid().unwrap_or(0),
+        ..OomEvent::default()
     });
     0
 }
@@ -340,16 +378,27 @@ pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// `TP_PROTO(struct task_struct *p, bool group_dead)`: the process ends with its last
-/// thread.
+/// `TP_PROTO(struct task_struct *p)` (6.16 adds `bool group_dead`, not read here so one
+/// program fits every kernel): the process ends with its last thread, the one that
+/// finds `signal->live` at 0 (decremented earlier in `do_exit`).
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
-    let group_dead: u64 = ctx.arg(1);
-    if group_dead & 0xff == 0 {
+    // SAFETY: `task` is BTF-typed, so is the `signal` read from it; the offsets come
+    // from BTF.
+    let live: i32 = unsafe {
+        let signal: *const u8 = field(task, layout(&LAYOUT.task_signal));
+        if signal.is_null() {
+            return 0;
+        }
+        field(signal, layout(&LAYOUT.signal_live))
+    };
+    if live != 0 {
         return 0;
     }
-    // Forget the mm's reported values so a recycled mm address starts afresh.
+    // Forget the mm's reported values so a recycled mm address starts afresh (before
+    // 6.16 the tracepoint comes after `exit_mm`: no mm here, and the LRU map forgets it
+    // in time; task snapshots keep every process current meanwhile).
     // SAFETY: `task` is BTF-typed; the offset comes from BTF.
     let mm: u64 = unsafe { field::<u64>(task, layout(&LAYOUT.task_mm)) };
     if mm != 0 {
@@ -396,10 +445,10 @@ pub extern "C" fn task_snapshot(ctx: *const IterTaskContext) -> i32 {
         let mut pages = [0i64; 4];
         if !mm.is_null() {
             pages = [
-                field(mm, layout(&LAYOUT.mm_count[0])),
-                field(mm, layout(&LAYOUT.mm_count[1])),
-                field(mm, layout(&LAYOUT.mm_count[2])),
-                field(mm, layout(&LAYOUT.mm_count[3])),
+                mm_counter(mm, layout(&LAYOUT.mm_count[0])),
+                mm_counter(mm, layout(&LAYOUT.mm_count[1])),
+                mm_counter(mm, layout(&LAYOUT.mm_count[2])),
+                mm_counter(mm, layout(&LAYOUT.mm_count[3])),
             ];
         }
         let parent: *const u8 = field(task, layout(&LAYOUT.task_real_parent));

@@ -105,7 +105,8 @@ fn discover(model: &mut Model, proc: &ProcReader, pid: i32) -> Option<()> {
 /// Builds the model's OOM record from the tracepoint's victim, with its memory cgroup
 /// (from the model, else /proc while it still exists) and scope: a cgroup OOM when the
 /// victim's cgroup or an ancestor has a limit below the host's memory and the host still
-/// had memory available, else a host-wide OOM.
+/// had memory available, else a host-wide OOM. When the kernel passed only the pid
+/// (before 6.8), the command and uid are the model's and the counters unknown.
 fn oom_event(
     model: &Model,
     proc: &ProcReader,
@@ -113,19 +114,20 @@ fn oom_event(
     victim: &guardian_ebpf::OomEvent,
 ) -> OomEvent {
     let pid = victim.header.tgid as i32;
-    let cgroup = model
-        .process_by_pid(pid)
-        .and_then(|process| process.memory_cgroup.clone())
-        .or_else(|| {
-            proc.read_process(pid)
-                .ok()
-                .flatten()
-                .and_then(|process| process.memory_cgroup)
-        });
+    let detailed = victim.detailed != 0;
+    let known = (pid > 0).then(|| model.process_by_pid(pid)).flatten();
+    // Without details, the victim's current command (after its last exec) is worth a
+    // read while it is still there.
+    let fresh = (pid > 0 && (known.is_none() || !detailed))
+        .then(|| proc.read_process(pid).ok().flatten())
+        .flatten();
+    let process = fresh.as_ref().or(known);
+    let cgroup = process.and_then(|process| process.memory_cgroup.clone());
     let scope = match &cgroup {
         Some(path) if limited(model, cgroups, path) && host_has_room(model) => OomScope::Cgroup,
         _ => OomScope::Host,
     };
+    let counter = |kb: u64| detailed.then_some(kb * 1024);
     let now = time::OffsetDateTime::now_utc();
     OomEvent {
         time: now
@@ -134,14 +136,22 @@ fn oom_event(
         unix_time: now.unix_timestamp_nanos() as f64 / 1e9,
         // 0: a victim outside the guardian's PID namespace.
         pid: (pid > 0).then_some(pid),
-        comm: Some(String::from_utf8_lossy(guardian_ebpf::trim_comm(&victim.comm)).into_owned()),
-        uid: Some(victim.uid),
+        comm: if detailed {
+            Some(String::from_utf8_lossy(guardian_ebpf::trim_comm(&victim.comm)).into_owned())
+        } else {
+            process.map(|process| process.comm.clone())
+        },
+        uid: if detailed {
+            Some(victim.uid)
+        } else {
+            process.map(|process| process.uid)
+        },
         cgroup,
         scope,
-        anon_rss_bytes: Some(victim.anon_rss_kb * 1024),
-        file_rss_bytes: Some(victim.file_rss_kb * 1024),
-        shmem_rss_bytes: Some(victim.shmem_rss_kb * 1024),
-        oom_score_adj: Some(victim.oom_score_adj),
+        anon_rss_bytes: counter(victim.anon_rss_kb),
+        file_rss_bytes: counter(victim.file_rss_kb),
+        shmem_rss_bytes: counter(victim.shmem_rss_kb),
+        oom_score_adj: detailed.then_some(victim.oom_score_adj),
         origin: OomOrigin::Tracepoint,
         kernel_boot_ns: Some(victim.header.ktime_ns),
     }

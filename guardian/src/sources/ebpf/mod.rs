@@ -67,14 +67,24 @@ pub struct EbpfSource {
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
-/// (program name in the object, the BTF tracepoint it attaches to)
+/// (program name in the object, the BTF tracepoint it attaches to), the OOM victim's
+/// program aside (see [`victim_program`]).
 const TRACEPOINTS: &[(&str, &str)] = &[
     ("rss_stat", "rss_stat"),
-    ("mark_victim", "mark_victim"),
     ("process_fork", "sched_process_fork"),
     ("process_exec", "sched_process_exec"),
     ("process_exit", "sched_process_exit"),
 ];
+
+/// The program for `oom:mark_victim`, whose arguments changed in 6.8: the victim's task
+/// and uid, or before that its pid only.
+fn victim_program(victim_task: bool) -> &'static str {
+    if victim_task {
+        "mark_victim"
+    } else {
+        "mark_victim_pid"
+    }
+}
 
 impl EbpfSource {
     /// Loads and attaches every program with a ring buffer of `ring_bytes` (a power of
@@ -82,11 +92,16 @@ impl EbpfSource {
     pub fn load(self_tgid: u32, ring_bytes: u32) -> Result<EbpfSource, EbpfError> {
         let started = std::time::Instant::now();
         raise_memlock_limit();
-        let mut layout = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
+        let shape = btf_offsets::read(Path::new("/sys/kernel/btf/vmlinux"))?;
+        let mut layout = shape.layout;
         layout.own_pid_ns_inum = own_pid_namespace()?;
         layout.self_tgid = u64::from(self_tgid);
         layout.page_kb = crate::sources::kernfs::system::page_size() / 1024;
-        tracing::debug!(?layout, "kernel offsets from BTF");
+        tracing::debug!(
+            ?layout,
+            victim_task = shape.victim_task,
+            "kernel shape from BTF"
+        );
 
         let mut ebpf = EbpfLoader::new()
             .override_global(LAYOUT_GLOBAL, &layout, true)
@@ -105,7 +120,10 @@ impl EbpfSource {
             map: "kernel BTF",
             message: error.to_string(),
         })?;
-        for (name, event) in TRACEPOINTS {
+        let victim = (victim_program(shape.victim_task), "mark_victim");
+        // What the verifier walked per program: compared across kernels by `cargo xtask vm`.
+        let mut verified = Vec::new();
+        for (name, event) in TRACEPOINTS.iter().chain([&victim]) {
             let tracepoint: &mut BtfTracePoint = program(&mut ebpf, name)?;
             tracepoint
                 .load(event, &btf)
@@ -113,21 +131,30 @@ impl EbpfSource {
                     program: name,
                     source,
                 })?;
+            verified.push(verified_insns(name, tracepoint.info().ok()));
             tracepoint.attach().map_err(|source| EbpfError::Program {
                 program: name,
                 source,
             })?;
         }
         let snapshots = match task_snapshot::load(&mut ebpf, &btf) {
-            Ok(()) => true,
+            Ok(info) => {
+                verified.push(verified_insns(
+                    guardian_ebpf::TASK_SNAPSHOT_PROGRAM,
+                    Some(info),
+                ));
+                true
+            }
             Err(error) => {
                 tracing::warn!(%error, "task iterator unavailable; eBPF-mode rescans read /proc");
                 false
             }
         };
         tracing::info!(
-            programs = TRACEPOINTS.len(),
+            programs = TRACEPOINTS.len() + 1,
+            oom_victim_program = victim.0,
             task_iterator = snapshots,
+            verified_insns = verified.join(" "),
             // BTF parsing, relocation, verification and attach: compared across kernels
             // by `cargo xtask vm`.
             load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -245,6 +272,15 @@ where
             program: name,
             source,
         })
+}
+
+/// `NAME=COUNT`: the instructions the verifier processed loading program `name` ("?"
+/// when the kernel does not say, before 5.16).
+fn verified_insns(name: &str, info: Option<aya::programs::ProgramInfo>) -> String {
+    let count = info
+        .and_then(|info| info.verified_instruction_count())
+        .map_or_else(|| "?".to_string(), |count| count.to_string());
+    format!("{name}={count}")
 }
 
 /// The inode number of this process's PID namespace: the programs report pids as it

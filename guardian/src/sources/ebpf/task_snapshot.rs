@@ -15,12 +15,14 @@ use crate::{
     sources::{Sighting, SnapshotError, kernfs::system::start_ticks_from_ns},
 };
 
-/// Loads the iterator program; it attaches only when a snapshot is taken.
-pub fn load(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<(), SnapshotError> {
+/// Loads the iterator program and returns what the kernel says of it; it attaches only
+/// when a snapshot is taken.
+pub fn load(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<aya::programs::ProgramInfo, SnapshotError> {
     let program = iter(ebpf)?;
     program
         .load("task", btf)
-        .map_err(|error| iterator("load", error))
+        .map_err(|error| iterator("load", error))?;
+    program.info().map_err(|error| iterator("info", error))
 }
 
 /// Runs the iterator once and decodes its records into `out` (cleared first). `buf` is
