@@ -71,7 +71,7 @@ enum Command {
     CheckDeploy,
     /// The .deb on stock Debian kernels (6.1, 6.12) booted in qemu with a cached Debian 12
     /// rootfs, systemd as PID 1 and pure cgroup v2: an acceptance suite in each VM, one
-    /// row per kernel (downloads kernels and the rootfs once into target/vm).
+    /// row per kernel (downloads kernels and the rootfs once into /var/cache/guardian-xtask/vm).
     Vm(vm::Options),
     /// Write the Kubernetes files generated from config/ (PrometheusRule, ConfigMap, the
     /// Helm chart's copies); `--check` only fails when one differs.

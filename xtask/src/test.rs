@@ -1,6 +1,7 @@
 //! `cargo xtask test`: fmt, clippy with warnings denied (with and without eBPF), the
-//! deployment files' schemas (`check-deploy`), every unit and integration test, then
-//! every fuzz target for a few seconds; prints the summed counts.
+//! deployment files' schemas (`check-deploy`), every unit and integration test, every
+//! fuzz target for a few seconds, then the VM matrix (`cargo xtask vm`); prints the
+//! summed counts.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -61,7 +62,10 @@ pub fn test(root: &Path) -> anyhow::Result<()> {
         bail!("{failed} test(s) failed");
     }
     // Every parser of untrusted input, a few seconds each (`cargo xtask fuzz` for longer).
-    crate::fuzz::fuzz(root, crate::fuzz::CI_SECS, &[])
+    crate::fuzz::fuzz(root, crate::fuzz::CI_SECS, &[])?;
+    // The .deb on stock kernels, in VMs booted side by side (about 3 minutes once the
+    // rootfs and kernels are cached).
+    crate::vm::vm(root, &crate::vm::Options::default())
 }
 
 /// Runs `cargo test --workspace`, echoing its output and summing its result lines.

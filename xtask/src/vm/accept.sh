@@ -50,7 +50,12 @@ say source "$(printf %s "$status" | jq -r '.source.source')"
 say fallback "$(printf %s "$status" | jq -r '.source.fallback_reason // "-" | split("\n")[0]')"
 say refresh "$(printf %s "$status" | jq -r '.source.refresh')"
 say layout "$(printf %s "$status" | jq -r '.source.cgroup_layout')"
-say load_ms "$(journalctl -u guardian --no-pager -o json | jq -r 'select(.GUARDIAN_LOAD_MS) | .GUARDIAN_LOAD_MS' | head -n 1)"
+journal_field() { # the first value of GUARDIAN_<NAME> in the guardian's journal
+    journalctl -u guardian --no-pager -o json | jq -r "select(.GUARDIAN_$1) | .GUARDIAN_$1" | head -n 1
+}
+say load_ms "$(journal_field LOAD_MS)"
+say verified_insns "$(journal_field VERIFIED_INSNS)"
+say oom_program "$(journal_field OOM_VICTIM_PROGRAM)"
 
 # Per-cgroup PSI: the kernel has it and the guardian reports it.
 check psi_kernel test -r /sys/fs/cgroup/system.slice/memory.pressure
@@ -76,14 +81,103 @@ oom_test() { # oom_test LABEL: kill in a fresh cgroup, look for the victim in th
 }
 oom_test auto
 
-# Reload: a new config is applied without a restart.
+# Reload: a new config is applied without a restart. It adds a host rule on the suite's
+# hog and a trend detector without warm-up.
 pid=$(systemctl show -p MainPID --value guardian)
-printf '[daemon]\nscan_interval = "1s"\n' > /etc/guardian/guardian.toml
+printf '%s\n' '[daemon]' 'scan_interval = "1s"' '' '[trends]' 'min_rss = "1MiB"' \
+    'warmup = "0s"' '' '[[rule]]' 'name = "vm-hog"' 'threshold = "64MiB"' \
+    'scope = "host"' 'action = "kill"' 'match = { cmdline = "guardian-vm-hog( |$)" }' \
+    > /etc/guardian/guardian.toml
 systemctl reload guardian
 reloaded() { api /metrics | grep -q 'guardian_config_reloads_total{result="ok"} 1'; }
 check reload wait_for 30 reloaded
 same_pid() { [ "$pid" != 0 ] && [ "$(systemctl show -p MainPID --value guardian)" = "$pid" ]; }
 check reload_same_pid same_pid
+
+# RSS as the guardian reports it against the kernel's VmRSS, for a shell holding a
+# steady 40 MB string: within max(1 MiB, 2 %).
+sh -c 'v=$(head -c 40000000 /dev/zero | tr "\0" x); sleep 600' &
+holder=$!
+vmrss() { awk '$1 == "VmRSS:" {print $2 * 1024}' "/proc/$holder/status"; }
+seen_rss() { api "/api/v1/processes?pid=$holder" | jq '.[0].memory.rss // 0'; }
+grown() { [ "$(vmrss)" -ge 40000000 ]; }
+wait_for 60 grown
+rss_close() {
+    awk -v k="$(vmrss)" -v s="$(seen_rss)" 'BEGIN {
+        d = k - s; if (d < 0) d = -d; t = k * 0.02; if (t < 1048576) t = 1048576
+        exit !(d <= t) }'
+}
+check rss_within_2pct wait_for 30 rss_close
+say rss "kernel $(vmrss) guardian $(seen_rss)"
+kill "$holder"
+
+# The hog's container twin: a Docker container (busybox image imported offline) whose
+# shell holds 80 MB (busybox's tr wants octal; the trailing `:` keeps ash from exec'ing
+# sleep over the shell), its argv naming the rule's marker. It is above the rule's
+# threshold before the hog starts, and must outlive the hog's kill.
+mkdir -p /tmp/image/bin
+cp /mnt/payload/busybox /tmp/image/bin/busybox
+for applet in sh head tr sleep; do ln -s busybox "/tmp/image/bin/$applet"; done
+check docker_ready wait_for 120 docker info -f '{{.ServerVersion}}'
+check docker_import sh -c 'tar -C /tmp/image -c . | docker import - guardian-vm-busybox > /dev/null'
+docker run -d --name twin --network none -m 300m guardian-vm-busybox \
+    sh -c 'v=$(head -c 80000000 /dev/zero | tr "\000" x); sleep 600; :' guardian-vm-hog > /dev/null
+twin=$(docker inspect -f '{{.State.Pid}}' twin)
+twin_rss() { awk '$1 == "VmRSS:" {print $2 * 1024}' "/proc/$twin/status" 2> /dev/null; }
+twin_big() { [ "$(twin_rss)" -ge 67108864 ]; }
+check twin_over_threshold wait_for 120 twin_big
+say twin_class "$(api "/api/v1/processes?pid=$twin" | jq -c '.[0].class')"
+
+# A host rule kills a hog in a user slice: `tail /dev/zero` (argv[0] renamed to the
+# rule's marker) grows until the guardian SIGKILLs it; MemoryMax keeps the VM safe
+# should it not.
+systemd-run --quiet --slice=user.slice --unit=vm-hog -p MemoryMax=400M \
+    bash -c 'exec -a guardian-vm-hog tail /dev/zero'
+hog=$(systemctl show -p MainPID --value vm-hog)
+hog_outcome() {
+    jq -c --argjson pid "$hog" 'select(.pid == $pid and .kind == "outcome")' \
+        /var/lib/guardian/kills.jsonl 2> /dev/null | tail -n 1
+}
+hog_killed() { [ -n "$(hog_outcome)" ]; }
+check hog_killed wait_for 60 hog_killed
+say hog_outcome "$(hog_outcome | jq -c '{rule, outcome, signals_sent}')"
+hog_not_oom() { [ "$(systemctl show -p Result --value vm-hog)" != oom-kill ]; }
+check hog_not_oom_killed hog_not_oom
+check audit_verify guardian audit verify /var/lib/guardian/kills.jsonl
+systemctl reset-failed vm-hog 2> /dev/null
+twin_alive() { [ "$(docker inspect -f '{{.State.Running}}' twin)" = true ] && twin_big; }
+check twin_spared twin_alive
+no_twin_record() { ! jq -e --argjson pid "$twin" 'select(.pid == $pid)' /var/lib/guardian/kills.jsonl > /dev/null; }
+check twin_not_in_kill_log no_twin_record
+docker rm -f twin > /dev/null
+
+# A leak in a limited cgroup: `tail` buffers 1 MB a second of NUL bytes (no newline to
+# print) under a 300M memory.max; the trend reports it with its time to that limit.
+cg=/sys/fs/cgroup/vm-leak
+mkdir "$cg"
+echo 300M > "$cg/memory.max"
+sh -c "echo \$\$ > $cg/cgroup.procs && while :; do head -c 1000000 /dev/zero; sleep 1; done | tail" &
+leak_trend() {
+    api '/api/v1/trends?limit=1000' | jq -c '[.[] | select(.subject.comm == "tail"
+        and .limit_kind == "cgroup" and .time_to_limit_s != null)][0] // empty'
+}
+has_leak_trend() { [ -n "$(leak_trend)" ]; }
+check leak_time_to_limit wait_for 240 has_leak_trend
+say leak_trend "$(leak_trend | jq -c '{verdict, slope_bytes_per_second, time_to_limit_s, limit_bytes}')"
+# shellcheck disable=SC2046
+kill $(cat "$cg/cgroup.procs") 2> /dev/null
+wait_for 10 rmdir "$cg"
+
+# The watchdog: a stopped guardian misses its pings (WatchdogSec=20s) and systemd
+# restarts it.
+pid=$(systemctl show -p MainPID --value guardian)
+kill -STOP "$pid"
+restarted() {
+    now=$(systemctl show -p MainPID --value guardian)
+    [ "$now" != 0 ] && [ "$now" != "$pid" ] && is_active
+}
+check watchdog_restart wait_for 90 restarted
+say watchdog "$(systemctl show -p NRestarts --value guardian) restart(s)"
 
 # procfs mode: the OOM victim comes from the kernel log (/dev/kmsg).
 printf '[daemon]\nscan_interval = "1s"\nsource = "procfs"\n' > /etc/guardian/guardian.toml

@@ -1,6 +1,6 @@
 //! The kernel matrix: Debian's own kernel packages, fetched with `apt-get download` and
 //! unpacked with `dpkg-deb` (never installed on the host); only `vmlinuz` is kept, under
-//! `target/vm/kernels/<package>/`.
+//! `kernels/<package>/` in the VM cache.
 
 use std::{
     path::{Path, PathBuf},
@@ -104,7 +104,8 @@ fn image_package(root: &Path, meta: &str) -> anyhow::Result<String> {
 }
 
 fn unpack(dir: &Path, package: &str, vmlinuz: &Path) -> anyhow::Result<()> {
-    let scratch = tempfile::tempdir_in(dir).context("creating a scratch dir in target/vm")?;
+    let scratch = tempfile::tempdir_in(dir)
+        .with_context(|| format!("creating a scratch dir in {}", dir.display()))?;
     println!("vm: fetching {package} (once)");
     cmd::run(
         scratch.path(),

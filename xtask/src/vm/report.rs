@@ -14,6 +14,10 @@ pub struct Row {
     pub refresh: String,
     pub btf: String,
     pub load_ms: String,
+    /// `PROGRAM=COUNT ...`: instructions the verifier processed per program.
+    pub verified_insns: String,
+    /// The program attached to `oom:mark_victim` (its arguments changed in 6.8).
+    pub oom_program: String,
     pub passed: Vec<String>,
     pub failed: Vec<String>,
     /// The suite's last line came: the VM did not die half-way.
@@ -32,6 +36,8 @@ impl Row {
             refresh: "?".into(),
             btf: "?".into(),
             load_ms: "-".into(),
+            verified_insns: String::new(),
+            oom_program: "-".into(),
             passed: Vec::new(),
             failed: Vec::new(),
             done: false,
@@ -50,6 +56,8 @@ impl Row {
                 "refresh" => row.refresh = value,
                 "btf" => row.btf = value,
                 "load_ms" if !value.is_empty() => row.load_ms = value,
+                "verified_insns" => row.verified_insns = value,
+                "oom_program" if !value.is_empty() => row.oom_program = value,
                 "check" => match value.split_once(' ') {
                     Some((name, "pass")) => row.passed.push(name.to_string()),
                     Some((name, _)) => row.failed.push(name.to_string()),
@@ -68,18 +76,42 @@ impl Row {
     pub fn green(&self) -> bool {
         self.failed.is_empty()
     }
+
+    /// The verifier's instruction counts summed over the programs ("-" when none came).
+    fn insns_total(&self) -> String {
+        let counts: Vec<u64> = self
+            .verified_insns
+            .split_whitespace()
+            .filter_map(|pair| pair.split_once('=')?.1.parse().ok())
+            .collect();
+        if counts.is_empty() {
+            "-".into()
+        } else {
+            counts.iter().sum::<u64>().to_string()
+        }
+    }
 }
 
 /// The table, one row per kernel, then each failure by name.
 pub fn print(rows: &[Row]) {
     println!(
-        "\n{:<6} {:<28} {:>6} {:>7} {:<7} {:<13} {:<4} {:>8} {:>6}  fallback",
-        "label", "kernel", "boot", "suite", "source", "refresh", "btf", "load ms", "tests"
+        "\n{:<6} {:<28} {:>6} {:>7} {:<7} {:<13} {:<4} {:>8} {:>7} {:<15} {:>6}  fallback",
+        "label",
+        "kernel",
+        "boot",
+        "suite",
+        "source",
+        "refresh",
+        "btf",
+        "load ms",
+        "insns",
+        "oom program",
+        "tests"
     );
     for row in rows {
         let boot: f64 = row.boot_s.parse().unwrap_or(0.0);
         println!(
-            "{:<6} {:<28} {:>5.1}s {:>6.1}s {:<7} {:<13} {:<4} {:>8} {:>6}  {}",
+            "{:<6} {:<28} {:>5.1}s {:>6.1}s {:<7} {:<13} {:<4} {:>8} {:>7} {:<15} {:>6}  {}",
             row.label,
             row.kernel,
             boot,
@@ -88,6 +120,8 @@ pub fn print(rows: &[Row]) {
             row.refresh,
             row.btf,
             row.load_ms,
+            row.insns_total(),
+            row.oom_program,
             format!(
                 "{}/{}",
                 row.passed.len(),
@@ -95,6 +129,9 @@ pub fn print(rows: &[Row]) {
             ),
             row.fallback,
         );
+    }
+    for row in rows.iter().filter(|row| !row.verified_insns.is_empty()) {
+        println!("{}: verifier {}", row.label, row.verified_insns);
     }
     for row in rows.iter().filter(|row| !row.green()) {
         println!("{}: failed {}", row.label, row.failed.join(", "));

@@ -1,6 +1,6 @@
 //! The guest's root disk: a minimal Debian 12 (debootstrap minbase, systemd as PID 1)
-//! turned into a disk image once and cached as `target/vm/rootfs-<key>.img`, the key
-//! hashing everything that shapes it. VMs boot it with `snapshot=on`: the cached image
+//! turned into a disk image once and cached as `rootfs-<key>.img` in the VM cache, the
+//! key hashing everything that shapes it (images of other keys are removed then). VMs boot it with `snapshot=on`: the cached image
 //! never changes. The debootstrap tree is removed once the image is made.
 
 use std::{
@@ -17,9 +17,14 @@ use crate::cmd;
 
 /// The guest's Debian release: the one the host builds the .deb on (glibc 2.36).
 const SUITE: &str = "bookworm";
-/// Besides minbase: systemd as PID 1, curl and jq for the suite's API calls.
-const PACKAGES: &str = "systemd,systemd-sysv,dbus,init-system-helpers,curl,jq,procps";
-/// Size of the root filesystem in the (sparse) image; the tree is about 250 MB.
+/// Besides minbase: systemd as PID 1, curl and jq for the suite's API calls, Docker for
+/// the container twin of the suite's hog.
+const PACKAGES: &str = "systemd,systemd-sysv,dbus,init-system-helpers,curl,jq,procps,docker.io";
+/// The guest boots a bare `vmlinuz` (no modules): Docker without the netfilter, bridge
+/// and overlayfs modules, so containers run with `--network none` on the vfs driver.
+const DOCKER_CONFIG: &str = r#"{"iptables": false, "ip6tables": false, "bridge": "none", "storage-driver": "vfs"}
+"#;
+/// Size of the root filesystem in the (sparse) image; the tree is about 450 MB.
 const FS_SIZE: &str = "1G";
 /// The image: a GPT disk with one partition (1 MiB in, 1 GiB long), so the kernel finds
 /// its root by `PARTUUID` whatever order the NVMe namespaces come up in (Linux 6.12
@@ -46,7 +51,7 @@ ExecStopPost=/bin/sh -c 'test \"$$EXIT_STATUS\" = 0 || systemctl poweroff --no-b
 WantedBy=multi-user.target
 ";
 
-/// The cached image, built when missing (about a minute and 250 MB of downloads once).
+/// The cached image, built when missing (a few minutes and 300 MB of downloads once).
 pub fn ensure(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     let image = dir.join(format!("rootfs-{}.img", key()));
     if image.exists() {
@@ -56,7 +61,8 @@ pub fn ensure(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     let mirror = std::env::var("GUARDIAN_VM_DEBIAN_MIRROR")
         .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     println!("vm: building the {SUITE} rootfs {} (once)", image.display());
-    let scratch = tempfile::tempdir_in(dir).context("creating a scratch dir in target/vm")?;
+    let scratch = tempfile::tempdir_in(dir)
+        .with_context(|| format!("creating a scratch dir in {}", dir.display()))?;
     let tree = scratch.path().join("tree");
     let tree_arg = tree.display().to_string();
     cmd::run(
@@ -96,14 +102,43 @@ pub fn ensure(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         ],
     )?;
     std::fs::rename(&partial, &image).with_context(|| format!("moving {}", image.display()))?;
+    remove_stale_images(dir, &image);
     println!("vm: rootfs built in {:.0?}", started.elapsed());
     Ok(image)
+}
+
+/// Removes rootfs images other than `current` (each is 1 GiB, sparse).
+fn remove_stale_images(dir: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|entry| entry.path()) {
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
+        if path != current
+            && name.starts_with("rootfs-")
+            && name.ends_with(".img")
+            && let Err(error) = std::fs::remove_file(&path)
+        {
+            println!("vm: cannot remove {}: {error}", path.display());
+        }
+    }
 }
 
 /// Everything that shapes the image: a change rebuilds it.
 fn key() -> String {
     let mut hasher = DefaultHasher::new();
-    (SUITE, PACKAGES, FS_SIZE, PARTITION_TABLE, ACCEPT_UNIT).hash(&mut hasher);
+    (
+        SUITE,
+        PACKAGES,
+        DOCKER_CONFIG,
+        FS_SIZE,
+        PARTITION_TABLE,
+        ACCEPT_UNIT,
+    )
+        .hash(&mut hasher);
     format!("{:016x}", hasher.finish())
 }
 
@@ -151,6 +186,7 @@ fn configure(tree: &Path) -> anyhow::Result<()> {
     write("etc/hostname", "guardian-vm\n")?;
     write("etc/fstab", &format!("{ROOT} / ext4 rw 0 1\n"))?;
     write("etc/systemd/system/guardian-vm-accept.service", ACCEPT_UNIT)?;
+    write("etc/docker/daemon.json", DOCKER_CONFIG)?;
     let wants = tree.join("etc/systemd/system/multi-user.target.wants");
     std::fs::create_dir_all(&wants)?;
     std::os::unix::fs::symlink(
