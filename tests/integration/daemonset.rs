@@ -157,7 +157,10 @@ fn run_daemonset(
         "--dry-run".to_string(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    docker(&args)
+    // A run that fails after creating the container (a refused mount) leaves it behind.
+    docker(&args).inspect_err(|_| {
+        let _ = docker(&["rm", "-f", name]);
+    })
 }
 
 /// The DaemonSet's guardian in a Docker container: the image built around the binary
@@ -195,7 +198,6 @@ impl DaemonSetGuardian {
                 // Docker before 23 knows neither CAP_BPF nor CAP_PERFMON (kernel 5.8):
                 // what the chart's `legacyCapabilities` gives, SYS_ADMIN, covers both.
                 assert!(error.contains("unknown capability"), "{error}");
-                let _ = docker(&["rm", "-f", &name]);
                 let legacy: Vec<String> = capabilities
                     .iter()
                     .filter(|capability| !["BPF", "PERFMON"].contains(&capability.as_str()))
