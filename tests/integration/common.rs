@@ -389,6 +389,22 @@ impl Drop for Daemon {
     }
 }
 
+/// MemAvailable now, from /proc/meminfo.
+pub fn mem_available() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+    text.lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("MemAvailable in /proc/meminfo")
+        * 1024
+}
+
 /// Where the memory controller lives on this host.
 pub fn memory_hierarchy() -> PathBuf {
     let v1 = Path::new("/sys/fs/cgroup/memory");

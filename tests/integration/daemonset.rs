@@ -2,8 +2,10 @@
 //! builds (here around the binary under test), run with the privileges and mounts of
 //! deploy/kubernetes/daemonset.yaml (host pid namespace, host cgroup namespace, its
 //! capabilities and nothing else, /sys/fs/cgroup and /sys/kernel/btf read-only, a state
-//! volume for the kill log), sees a process the test starts on the host and classifies
-//! it as a host process, and itself as a Docker container.
+//! volume for the kill log, the runtimes' socket directories read-only, and Docker's
+//! socket read-only as the Helm chart's `runtimeSockets.docker` mounts it), sees a process
+//! the test starts on the host and classifies it as a host process, and itself as a
+//! Docker container named by the Docker Engine through the read-only socket.
 
 use std::{
     net::SocketAddr,
@@ -38,6 +40,67 @@ fn daemonset_capabilities() -> Vec<String> {
         .map_while(|line| line.trim().strip_prefix("- "))
         .map(|name| name.split_whitespace().next().unwrap_or(name).to_string())
         .collect()
+}
+
+/// The runtimes' directories the DaemonSet mounts read-only (host path, container path),
+/// as HostToContainer (`rslave`); plus Docker's socket, as the Helm chart's
+/// `runtimeSockets.docker` mounts it.
+const RUNTIME_DIRS: [(&str, &str); 5] = [
+    ("/run/containerd", "/run/containerd"),
+    ("/run/crio", "/run/crio"),
+    ("/run/podman", "/run/podman"),
+    ("/run/containers", "/run/containers"),
+    ("/run/docker", "/var/run/docker"),
+];
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// `docker run -v` arguments for the runtime directories this host has (Docker would
+/// create the others, as the kubelet's DirectoryOrCreate does on a node: not on this
+/// host), each checked against the manifest so the two cannot drift apart.
+fn runtime_mounts() -> Vec<String> {
+    let manifest = std::fs::read_to_string(repo_file("deploy/kubernetes/daemonset.yaml"))
+        .expect("read deploy/kubernetes/daemonset.yaml");
+    let mut mounts = Vec::new();
+    for (host, container) in RUNTIME_DIRS {
+        assert!(
+            manifest.contains(&format!(
+                "path: {host}\n            type: DirectoryOrCreate"
+            )) && manifest.contains(&format!("mountPath: {container}\n")),
+            "the DaemonSet no longer mounts {host} at {container}"
+        );
+        if std::path::Path::new(host).is_dir() {
+            // HostToContainer needs the host's mount to be shared (systemd's default on
+            // a node); a host whose mounts are private gets a plain read-only mount.
+            let options = if propagates(host) { "ro,rslave" } else { "ro" };
+            mounts.push(format!("{host}:{container}:{options}"));
+        }
+    }
+    mounts.push(format!("{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro"));
+    mounts
+}
+
+/// Whether the mount holding `path` is shared or a slave, so that a slave copy of it
+/// (`rslave`, Kubernetes' HostToContainer) can be made.
+fn propagates(path: &str) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let point = *fields.get(4)?;
+            let under = path == point
+                || point == "/"
+                || path.starts_with(&format!("{}/", point.trim_end_matches('/')));
+            under.then(|| {
+                let optional = fields[6..].iter().take_while(|field| **field != "-");
+                let propagates = optional
+                    .clone()
+                    .any(|field| field.starts_with("shared:") || field.starts_with("master:"));
+                (point.len(), propagates)
+            })
+        })
+        .max_by_key(|(length, _)| *length)
+        .is_some_and(|(_, propagates)| propagates)
 }
 
 /// A container this test started; removed on drop.
@@ -77,7 +140,10 @@ fn run_daemonset(
         "/sys/kernel/btf:/sys/kernel/btf:ro".to_string(),
         format!("{}:/var/lib/guardian", state.display()),
         format!("{}:/etc/guardian/guardian.toml:ro", config.display()),
-    ] {
+    ]
+    .into_iter()
+    .chain(runtime_mounts())
+    {
         args.extend(["-v".to_string(), mount]);
     }
     args.extend([
@@ -91,7 +157,10 @@ fn run_daemonset(
         "--dry-run".to_string(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    docker(&args)
+    // A run that fails after creating the container (a refused mount) leaves it behind.
+    docker(&args).inspect_err(|_| {
+        let _ = docker(&["rm", "-f", name]);
+    })
 }
 
 /// The DaemonSet's guardian in a Docker container: the image built around the binary
@@ -129,7 +198,6 @@ impl DaemonSetGuardian {
                 // Docker before 23 knows neither CAP_BPF nor CAP_PERFMON (kernel 5.8):
                 // what the chart's `legacyCapabilities` gives, SYS_ADMIN, covers both.
                 assert!(error.contains("unknown capability"), "{error}");
-                let _ = docker(&["rm", "-f", &name]);
                 let legacy: Vec<String> = capabilities
                     .iter()
                     .filter(|capability| !["BPF", "PERFMON"].contains(&capability.as_str()))
@@ -256,4 +324,19 @@ fn the_daemonset_image_sees_and_classifies_host_processes_from_its_container() {
     let itself = itself.unwrap_or_else(|| panic!("own pid {own} not seen\n{}", logs()));
     assert_eq!(itself["class"]["kind"], "container", "{itself}");
     assert_eq!(itself["class"]["runtime"], "docker", "{itself}");
+
+    // Named through Docker's socket, mounted read-only: a read-only mount still lets it
+    // connect (the socket's mode, not the mount's, decides).
+    let id = docker(&["inspect", "--format", "{{.Id}}", &guardian.container.0]).expect("inspect");
+    let named = wait_for(Duration::from_secs(30), || {
+        let containers = get("/api/v1/containers");
+        (containers[id.trim()]["name"] == guardian.container.0.as_str()).then_some(containers)
+    });
+    assert!(
+        named.is_some(),
+        "the guardian never named its own container {} through the read-only socket: {}\n{}",
+        guardian.container.0,
+        get("/api/v1/containers"),
+        logs()
+    );
 }

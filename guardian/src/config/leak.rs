@@ -54,6 +54,16 @@ pub struct LeakRuleConfig {
     pub grace: Interval,
     #[serde(default)]
     pub dry_run: bool,
+    /// Whether a process that is a systemd service's main process has its unit restarted
+    /// through systemd (its `Restart=` policy and dependencies kept) instead of being
+    /// signalled. `false`: signalled like any other process, for services whose
+    /// operators want the leak rule's SIGTERM and `grace` rather than a restart.
+    #[serde(default = "default_restart_unit")]
+    pub restart_unit: bool,
+}
+
+fn default_restart_unit() -> bool {
+    true
 }
 
 impl LeakRuleConfig {

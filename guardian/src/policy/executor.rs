@@ -85,8 +85,9 @@ impl Executor {
         let process = &decision.process;
         let key = process.key;
         let uid = process.uid;
-        // A leak rule restarts a service rather than signal its main process.
-        let unit = if decision.kind == super::RuleKind::Leak {
+        // A leak rule restarts a service rather than signal its main process, unless it
+        // says `restart_unit = false`.
+        let unit = if decision.restart_unit {
             super::unit_restart::main_unit(process).await
         } else {
             None

@@ -101,6 +101,7 @@ pub(crate) struct LeakRule {
     pub action: KillAction,
     pub grace: Duration,
     pub dry_run: bool,
+    pub restart_unit: bool,
 }
 
 /// A leak rule's trigger holding on one process: the kill log's record and the words.
@@ -119,6 +120,7 @@ impl LeakRule {
             action: rule.action,
             grace: rule.grace.0,
             dry_run: rule.dry_run,
+            restart_unit: rule.restart_unit,
         })
     }
 

@@ -98,6 +98,10 @@ pub struct Decision {
     pub container: Option<std::sync::Arc<crate::names::ContainerName>>,
     /// What a pressure or leak rule measured when it fired.
     pub trigger: Option<crate::audit::Trigger>,
+    /// Whether the process, when it is a systemd service's main process, has its unit
+    /// restarted through systemd instead of being signalled (leak rules unless they say
+    /// `restart_unit = false`; never the other rules).
+    pub restart_unit: bool,
 }
 
 /// A process a threshold rule has seen above its threshold and is waiting out `sustain`
@@ -411,6 +415,7 @@ impl Policy {
                 dry_run: rule.dry_run,
                 trigger: Some(trigger.clone()),
                 container: None,
+                restart_unit: false,
             })
             .collect();
         let cooldown = rule.cooldown;
@@ -496,6 +501,7 @@ impl Policy {
                     dry_run: rule.dry_run,
                     container: None,
                     trigger: None,
+                    restart_unit: false,
                 });
             }
         }
@@ -534,6 +540,7 @@ impl Policy {
                     dry_run: rule.dry_run,
                     container: None,
                     trigger: None,
+                    restart_unit: false,
                 },
             )
         })
@@ -566,6 +573,7 @@ impl Policy {
                     dry_run: rule.dry_run,
                     container: None,
                     trigger: Some(fired.record),
+                    restart_unit: rule.restart_unit,
                 }
             })
         })

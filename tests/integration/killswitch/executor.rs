@@ -56,6 +56,7 @@ fn decision(hog: &TestProcess, marker: &str, start_ticks: u64, action: KillActio
         dry_run: false,
         container: None,
         trigger: None,
+        restart_unit: false,
     }
 }
 

@@ -10,7 +10,10 @@ use std::{path::Path, process::Command, time::Duration};
 
 use super::{SPARE_WAIT, config, records_for, wait_outcome};
 use crate::{
-    common::{Daemon, Needs, TestCgroup, guardian_bin, marker, require, spawn_hog_with, wait_for},
+    common::{
+        Daemon, Needs, TestCgroup, guardian_bin, marker, mem_available, require, spawn_hog_with,
+        wait_for,
+    },
     docker::TestContainer,
 };
 
@@ -26,6 +29,23 @@ fn leak_rule(name: &str, marker: &str, extra: &str) -> String {
          match = {{ cmdline = '{}( |$)' }}\n{extra}\n",
         regex::escape(marker)
     )
+}
+
+/// The first `/api/v1/trends` report on process `pid` that `holds`, waited for up to
+/// [`TREND_TIMEOUT`].
+fn wait_trend(
+    daemon: &Daemon,
+    pid: i32,
+    holds: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    wait_for(TREND_TIMEOUT, || {
+        daemon
+            .get_json("/api/v1/trends?limit=100000")
+            .as_array()?
+            .iter()
+            .find(|report| report["subject"]["pid"] == pid && holds(report))
+            .cloned()
+    })
 }
 
 #[test]
@@ -105,18 +125,10 @@ fn leak_rule_terms_a_growing_host_process_before_its_limit_and_spares_a_containe
         // The detector sees the container grow toward a limit within the horizon (a
         // host process would be due), yet the rule never takes it.
         let pid = container.pid();
-        let seen = wait_for(TREND_TIMEOUT, || {
-            let reports = daemon.get_json("/api/v1/trends?limit=100000");
-            reports
-                .as_array()?
-                .iter()
-                .find(|report| {
-                    report["subject"]["pid"] == pid
-                        && report["time_to_limit_s"]
-                            .as_f64()
-                            .is_some_and(|seconds| seconds <= 86_400.0)
-                })
-                .cloned()
+        let seen = wait_trend(&daemon, pid, |report| {
+            report["time_to_limit_s"]
+                .as_f64()
+                .is_some_and(|seconds| seconds <= 86_400.0)
         });
         assert!(
             seen.is_some(),
@@ -184,22 +196,6 @@ fn leak_rule_terms_a_growing_host_process_before_its_limit_and_spares_a_containe
     );
 }
 
-/// MemAvailable now, from /proc/meminfo.
-fn mem_available() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
-    text.lines()
-        .find_map(|line| line.strip_prefix("MemAvailable:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .expect("MemAvailable in /proc/meminfo")
-        * 1024
-}
-
 /// A pressure rule with `victim = "fastest-growing"` takes the growing memhog, not the
 /// larger steady one. The rule is added by a reload once the detector has seen the rise
 /// (before that it would fall back to the largest, as the reason would say).
@@ -215,18 +211,10 @@ fn fastest_growing_victim_is_the_growing_process_not_the_largest() {
                 [safety]\nmax_kills = 100\nbackoff = \"0s\"\n";
     let daemon = Daemon::start(&config(base), &["--source", "procfs"]);
     let pid = growing.pid();
-    let rising = wait_for(TREND_TIMEOUT, || {
-        let reports = daemon.get_json("/api/v1/trends?limit=100000");
-        reports
-            .as_array()?
-            .iter()
-            .find(|report| {
-                report["subject"]["pid"] == pid
-                    && report["rise_bytes_per_second"]
-                        .as_f64()
-                        .is_some_and(|rise| rise > 0.0)
-            })
-            .cloned()
+    let rising = wait_trend(&daemon, pid, |report| {
+        report["rise_bytes_per_second"]
+            .as_f64()
+            .is_some_and(|rise| rise > 0.0)
     });
     assert!(rising.is_some(), "no rise seen\n{}", daemon.log());
     // Always true: MemAvailable now plus 1 GiB.

@@ -11,25 +11,12 @@ use std::{
 
 use super::{KILL_TIMEOUT, assert_spared, config, records_for, wait_exit};
 use crate::{
-    common::{Daemon, Needs, TestCgroup, marker, require, spawn_hog, spawn_hog_with, wait_for},
+    common::{
+        Daemon, Needs, TestCgroup, marker, mem_available, require, spawn_hog, spawn_hog_with,
+        wait_for,
+    },
     docker::TestContainer,
 };
-
-/// MemAvailable now, from /proc/meminfo.
-fn mem_available() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
-    text.lines()
-        .find_map(|line| line.strip_prefix("MemAvailable:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .expect("MemAvailable in /proc/meminfo")
-        * 1024
-}
 
 /// A pressure rule on `marker`'s processes: `trigger` is its trigger line(s),
 /// `more_match` further matchers (", cgroup = ..."), `extra` further keys.

@@ -29,7 +29,7 @@ const SCAN_INTERVAL_S: f64 = 1.0;
 
 /// Who kills the memhog once it crosses the threshold.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Killer {
+pub(super) enum Killer {
     Guardian,
     /// The benchmark itself, at the crossing line: the floor.
     Bench,
@@ -71,7 +71,8 @@ pub fn run(bins: &Binaries, runs: usize) -> Vec<Row> {
     rows
 }
 
-fn config(marker: &str) -> String {
+/// The kill rule on `marker` (sustain 0, action kill), fast brakes.
+pub(super) fn config(marker: &str) -> String {
     format!(
         r#"[daemon]
 scan_interval = "{SCAN_INTERVAL_S}s"
@@ -144,7 +145,7 @@ fn measure(bins: &Binaries, source: Source, runs: usize) -> anyhow::Result<(Stat
 }
 
 /// One memhog from start to kill: (latency in seconds, its pid).
-fn one_kill(
+pub(super) fn one_kill(
     bins: &Binaries,
     guardian: &Guardian,
     marker: &str,

@@ -8,6 +8,7 @@ mod bpf_stats;
 mod cgroup;
 pub(crate) mod daemon;
 pub(crate) mod harness;
+mod hook_latency;
 mod kernel_btf;
 mod kill_latency;
 mod memory;
@@ -37,8 +38,8 @@ pub struct Binaries {
 #[derive(Clone, Debug, clap::Parser)]
 pub struct Options {
     /// Only these benchmarks (comma-separated): storm, scan, parse, memory, oom, kill,
-    /// pressure, extra.
-    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "parse", "memory", "oom", "kill", "pressure", "extra"].map(String::from))]
+    /// hooks (kill latency with a hung hook beside none), pressure, extra.
+    #[arg(long, value_delimiter = ',', default_values_t = ["storm", "scan", "parse", "memory", "oom", "kill", "hooks", "pressure", "extra"].map(String::from))]
     pub only: Vec<String>,
     /// Page-fault storm rounds (each runs every arm once, order alternating).
     #[arg(long, default_value_t = 9)]
@@ -106,6 +107,7 @@ pub fn bench(root: &Path, options: &Options) -> anyhow::Result<()> {
     timed("memory", &mut || memory::run(&bins, &options.processes));
     timed("oom", &mut || oom_latency::run(&bins, options.runs));
     timed("kill", &mut || kill_latency::run(&bins, options.runs));
+    timed("hooks", &mut || hook_latency::run(&bins, options.runs));
     timed("pressure", &mut || {
         pressure_latency::run(&bins, options.runs)
     });

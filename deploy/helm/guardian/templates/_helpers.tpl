@@ -12,3 +12,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/name: {{ .Values.name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* The runtime directories runtimeSockets turns on: the node's path, and where the
+     config's [containers] paths expect it in the container. */}}
+{{- define "guardian.runtimeDirs" -}}
+containerd: {host: /run/containerd, mount: /run/containerd}
+crio: {host: /run/crio, mount: /run/crio}
+podman: {host: /run/podman, mount: /run/podman}
+containers: {host: /run/containers, mount: /run/containers}
+dockerState: {host: /run/docker, mount: /var/run/docker}
+{{- end -}}

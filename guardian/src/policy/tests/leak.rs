@@ -138,6 +138,43 @@ fn leak_rules_keep_the_protect_list_brakes_and_dry_run() {
 }
 
 #[test]
+fn restart_unit_is_on_by_default_off_when_the_rule_says_so_and_never_for_other_rules() {
+    let mut policy = policy(&format!(
+        "{ON_LEAK}\n[[leak_rule]]\nname = \"signal\"\non = \"leak\"\nrestart_unit = false\n\
+         match = {{ comm = [\"python3\"] }}\n\n\
+         [[rule]]\nname = \"big\"\nthreshold = \"1GiB\"\nmatch = {{ comm = [\"java\"] }}\n"
+    ));
+    let node = process(10, "node", "node a", 300);
+    let python = process(11, "python3", "python3 x", 300);
+    let java = process(12, "java", "java y", 2048);
+    policy.set_trends(&[
+        report(&node, Verdict::Leak, 10.0, None),
+        report(&python, Verdict::Leak, 10.0, None),
+    ]);
+    let decisions = policy.evaluate_at(&model(vec![node, python, java]), Instant::now(), None);
+    let restart = |pid: i32| {
+        decisions
+            .iter()
+            .find(|decision| decision.process.key.pid == pid)
+            .map(|decision| decision.restart_unit)
+    };
+    assert_eq!(restart(10), Some(true), "the default restarts a unit");
+    assert_eq!(restart(11), Some(false), "restart_unit = false signals");
+    assert_eq!(restart(12), Some(false), "threshold rules always signal");
+    // Only a boolean: a mistyped value is an error naming its line and column.
+    let error = Config::parse(
+        Path::new("test.toml"),
+        "[[leak_rule]]\nname = \"x\"\non = \"leak\"\nrestart_unit = \"no\"\n",
+    )
+    .expect_err("a string is no boolean")
+    .to_string();
+    assert!(
+        error.starts_with("test.toml:4:16:") && error.contains("expected a boolean"),
+        "{error}"
+    );
+}
+
+#[test]
 fn leak_rules_reject_container_scope_and_imminence_without_a_horizon() {
     let parse = |text: &str| {
         Config::parse(Path::new("test.toml"), text)
