@@ -115,12 +115,12 @@ fn oom_event(
     let pid = victim.header.tgid as i32;
     let cgroup = model
         .process_by_pid(pid)
-        .and_then(|process| process.memory_cgroup.clone())
+        .and_then(|process| process.memory_cgroup.as_deref().map(str::to_owned))
         .or_else(|| {
             proc.read_process(pid)
                 .ok()
                 .flatten()
-                .and_then(|process| process.memory_cgroup)
+                .and_then(|process| process.memory_cgroup.as_deref().map(str::to_owned))
         });
     let scope = match &cgroup {
         Some(path) if limited(model, cgroups, path) && host_has_room(model) => OomScope::Cgroup,
