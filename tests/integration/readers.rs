@@ -135,7 +135,7 @@ fn test_cgroup_limit_and_usage_read_back() {
         reader.memory_path(&process.cgroups),
         Some(cgroup.path.clone())
     );
-    assert_eq!(process.memory_cgroup, Some(cgroup.path.clone()));
+    assert_eq!(process.memory_cgroup.as_deref(), Some(cgroup.path.as_str()));
     assert!(matches!(process.class, Classification::Host { .. }));
 }
 

@@ -62,7 +62,7 @@ impl OwnHeadroom {
 /// The limited cgroup with the least room among `pid`'s memory cgroup and its ancestors.
 pub fn tightest(model: &Model, pid: i32) -> Option<Squeeze> {
     let own = model.process_by_pid(pid)?.memory_cgroup.clone()?;
-    let mut path = own.as_str();
+    let mut path = &*own;
     let mut best: Option<Squeeze> = None;
     loop {
         if let Some(cgroup) = model.cgroup(path)
@@ -115,7 +115,7 @@ mod tests {
     fn model(own: &str, cgroups: Vec<Cgroup>) -> Model {
         let mut model = Model::default();
         let mut guardian = process(42, 1, 20 * MIB);
-        guardian.memory_cgroup = Some(own.to_string());
+        guardian.memory_cgroup = Some(own.into());
         model.upsert_process(guardian);
         model.replace_cgroups(cgroups);
         model

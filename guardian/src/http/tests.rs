@@ -41,7 +41,7 @@ fn state() -> Arc<AppState> {
                 oom_score_adj: 0,
                 memory: MemoryUsage::from_parts(rss << 20, 0, 0, (100 - rss) << 20),
                 cgroups: Vec::new().into(),
-                memory_cgroup: Some(format!("/{comm}")),
+                memory_cgroup: Some(format!("/{comm}").into()),
                 class: Classification::Host { unit: None },
                 started_secs: 0.0,
             });

@@ -34,8 +34,10 @@ pub struct HostMemory {
 /// copies that entry alone.
 #[derive(Clone, Debug, Default)]
 pub struct Model {
-    processes: HashMap<ProcessKey, Arc<Process>>,
-    by_pid: HashMap<i32, ProcessKey>,
+    /// Keyed by pid alone (a pid holds one process at a time); lookups by
+    /// [`ProcessKey`] check the start time. One index instead of a second pid-to-key
+    /// map: each copy of the model costs 16 bytes a slot, not 40.
+    processes: HashMap<i32, Arc<Process>>,
     cgroups: BTreeMap<String, Arc<Cgroup>>,
     oom_events: VecDeque<Arc<OomEvent>>,
     oom_total: BTreeMap<&'static str, u64>,
@@ -55,53 +57,46 @@ impl Model {
     /// published snapshot holds, not a copy.
     pub fn replace_processes<P: Into<Arc<Process>>>(&mut self, processes: Vec<P>) {
         self.processes = HashMap::with_capacity(processes.len());
-        self.by_pid = HashMap::with_capacity(processes.len());
         for process in processes {
             self.insert_shared(process.into());
         }
     }
 
     fn insert_shared(&mut self, process: Arc<Process>) {
-        let key = process.key;
-        if let Some(old) = self.by_pid.insert(key.pid, key)
-            && old != key
-        {
-            self.processes.remove(&old);
-        }
-        self.processes.insert(key, process);
+        self.processes.insert(process.key.pid, process);
     }
 
     /// The process under `key` as the model shares it (with published snapshots).
     pub fn shared_process(&self, key: &ProcessKey) -> Option<&Arc<Process>> {
-        self.processes.get(key)
+        self.processes
+            .get(&key.pid)
+            .filter(|process| process.key == *key)
     }
 
     /// Forgets a process that exited.
     pub fn remove_pid(&mut self, pid: i32) -> Option<Arc<Process>> {
-        let key = self.by_pid.remove(&pid)?;
-        self.processes.remove(&key)
+        self.processes.remove(&pid)
     }
 
     pub fn process(&self, key: &ProcessKey) -> Option<&Process> {
-        self.processes.get(key).map(|process| &**process)
+        self.shared_process(key).map(|process| &**process)
     }
 
     /// The process to change (copied first when a published snapshot still shares it).
     pub fn process_mut(&mut self, key: &ProcessKey) -> Option<&mut Process> {
-        self.processes.get_mut(key).map(Arc::make_mut)
+        self.processes
+            .get_mut(&key.pid)
+            .filter(|process| process.key == *key)
+            .map(Arc::make_mut)
     }
 
     /// The process currently holding `pid`, if the model has it.
     pub fn process_by_pid(&self, pid: i32) -> Option<&Process> {
-        self.by_pid
-            .get(&pid)
-            .and_then(|key| self.processes.get(key))
-            .map(|process| &**process)
+        self.processes.get(&pid).map(|process| &**process)
     }
 
     pub fn process_by_pid_mut(&mut self, pid: i32) -> Option<&mut Process> {
-        let key = *self.by_pid.get(&pid)?;
-        self.processes.get_mut(&key).map(Arc::make_mut)
+        self.processes.get_mut(&pid).map(Arc::make_mut)
     }
 
     pub fn processes(&self) -> impl Iterator<Item = &Process> {

@@ -55,8 +55,9 @@ pub struct Process {
     /// The raw `/proc/PID/cgroup` lines, shared by every process with the same ones
     /// (most of a host's processes sit in a handful of cgroups).
     pub cgroups: Arc<[CgroupLine]>,
-    /// Path of the process's cgroup in the hierarchy that holds the memory controller.
-    pub memory_cgroup: Option<String>,
+    /// Path of the process's cgroup in the hierarchy that holds the memory controller,
+    /// shared like `cgroups` (a copy of the process copies no path).
+    pub memory_cgroup: Option<Arc<str>>,
     pub class: Classification,
     /// Seconds since boot at which the process started.
     pub started_secs: f64,

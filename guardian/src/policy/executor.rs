@@ -109,7 +109,7 @@ impl Executor {
             uid,
             // Filled in off the async workers, with the write.
             user: None,
-            cgroup: process.memory_cgroup.clone(),
+            cgroup: process.memory_cgroup.as_deref().map(str::to_owned),
             classification: classification_record(&process.class, decision.container.as_deref()),
             rss_bytes: process.memory.rss,
             threshold_bytes: decision.threshold,

@@ -258,7 +258,7 @@ impl Policy {
             age_secs: Some(age),
             oom_score_adj: process.oom_score_adj,
             cgroups: process.cgroups.to_vec(),
-            memory_cgroup: process.memory_cgroup.clone(),
+            memory_cgroup: process.memory_cgroup.as_deref().map(str::to_owned),
             classification: process.class.clone(),
             mem_total_bytes: mem_total,
             executable: self.vetting.executable(process),

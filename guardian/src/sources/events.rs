@@ -122,7 +122,7 @@ fn oom_event(
         .then(|| proc.read_process(pid).ok().flatten())
         .flatten();
     let process = fresh.as_ref().or(known);
-    let cgroup = process.and_then(|process| process.memory_cgroup.clone());
+    let cgroup = process.and_then(|process| process.memory_cgroup.as_deref().map(str::to_owned));
     let scope = match &cgroup {
         Some(path) if limited(model, cgroups, path) && host_has_room(model) => OomScope::Cgroup,
         _ => OomScope::Host,

@@ -10,9 +10,18 @@ pub struct Sighting {
     pub key: ProcessKey,
     pub ppid: i32,
     pub uid: u32,
-    pub comm: String,
+    /// The kernel's `comm` bytes as the snapshot holds them (NUL-padded): inline, so a
+    /// snapshot of every process allocates nothing per process.
+    pub comm: [u8; 16],
     pub kernel_thread: bool,
     pub memory: MemoryUsage,
+}
+
+impl Sighting {
+    /// `comm` as the model keeps it (lossy UTF-8); borrowed when it is valid UTF-8.
+    pub fn comm(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(guardian_ebpf::trim_comm(&self.comm))
+    }
 }
 
 /// Why a snapshot could not be taken (the caller rescans /proc instead).

@@ -3,7 +3,10 @@
 //! (Debian's prometheus-node-exporter, installed by the bench setup when missing) and the
 //! guardian with `lock_memory = false` (what `mlockall` adds). Each is read after a few
 //! refreshes and one scrape of its `/metrics`, so the model holds every process and the
-//! exposition buffers have been used once.
+//! exposition buffers have been used once. Where the default mode's resident memory
+//! sits comes beside it, from `/proc/PID/smaps`: heap, the guardian's own code and data,
+//! shared libraries, BPF maps (the ring buffer, mapped twice to wrap around), other
+//! anonymous memory (thread stacks, the allocator's large blocks).
 
 use std::{
     net::{SocketAddr, TcpListener},
@@ -49,8 +52,8 @@ fn measure(bins: &Binaries, count: usize) -> anyhow::Result<Vec<Row>> {
         harness::process_count()
     );
     // The default config but for the interval: eBPF source, lock_memory = true.
-    let locked = settled_rss(bins, &base_config("1s"))?;
-    let unlocked = settled_rss(bins, &format!("{}lock_memory = false\n", base_config("1s")))?;
+    let (locked, parts) = settled_rss(bins, &base_config("1s"))?;
+    let (unlocked, _) = settled_rss(bins, &format!("{}lock_memory = false\n", base_config("1s")))?;
     let node = node_exporter_rss()?;
     println!(
         "  guardian VmRSS {:.1} MiB (peak {:.1}); lock_memory = false {:.1} MiB; node-exporter {}",
@@ -59,24 +62,90 @@ fn measure(bins: &Binaries, count: usize) -> anyhow::Result<Vec<Row>> {
         unlocked.0,
         node.map_or("not installed".to_string(), |mib| format!("{mib:.1} MiB")),
     );
+    println!("  resident: {}", parts.text());
     drop(sleepers);
     let label = format!("@{count}");
-    Ok(vec![Row {
-        figure: format!("default-mode VmRSS (eBPF, mlock) {label}"),
-        measured: format!("{:.1} MiB (peak {:.1})", locked.0, locked.1),
-        baseline: match node {
-            Some(mib) => format!("node-exporter {mib:.1} MiB; no mlock {:.1}", unlocked.0),
-            None => format!("no node-exporter; no mlock {:.1} MiB", unlocked.0),
+    Ok(vec![
+        Row {
+            figure: format!("default-mode VmRSS (eBPF, mlock) {label}"),
+            measured: format!("{:.1} MiB (peak {:.1})", locked.0, locked.1),
+            baseline: match node {
+                Some(mib) => format!("node-exporter {mib:.1} MiB; no mlock {:.1}", unlocked.0),
+                None => format!("no node-exporter; no mlock {:.1} MiB", unlocked.0),
+            },
+            ratio: node.map_or(String::new(), |mib| format!("{:.2}", locked.0 / mib)),
+            target: format!("<= {TARGET_MIB} MiB"),
+            verdict: Verdict::at_most(locked.0, TARGET_MIB),
         },
-        ratio: node.map_or(String::new(), |mib| format!("{:.2}", locked.0 / mib)),
-        target: format!("<= {TARGET_MIB} MiB"),
-        verdict: Verdict::at_most(locked.0, TARGET_MIB),
-    }])
+        Row {
+            figure: format!("  of which (MiB) {label}"),
+            measured: parts.text(),
+            baseline: String::new(),
+            ratio: String::new(),
+            target: String::new(),
+            verdict: Verdict::Info,
+        },
+    ])
+}
+
+/// Resident KiB of a process by kind of mapping.
+#[derive(Debug, Default)]
+struct Parts {
+    heap: u64,
+    code: u64,
+    libraries: u64,
+    bpf_maps: u64,
+    other: u64,
+}
+
+impl Parts {
+    /// Sums `Rss:` of `/proc/PID/smaps` by mapping: `[heap]`, the executable, other
+    /// files, BPF maps, the rest (anonymous, stacks).
+    fn of(pid: i32) -> anyhow::Result<Parts> {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .with_context(|| format!("reading /proc/{pid}/exe"))?;
+        let exe = exe.to_string_lossy().into_owned();
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
+            .with_context(|| format!("reading /proc/{pid}/smaps"))?;
+        let mut parts = Parts::default();
+        let mut name = String::new();
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let Some(first) = fields.next() else { continue };
+            if let Some(kib) = first.strip_prefix("Rss:").and_then(|_| fields.next()) {
+                let kib: u64 = kib.parse().unwrap_or(0);
+                let slot = match name.as_str() {
+                    "[heap]" => &mut parts.heap,
+                    path if path == exe => &mut parts.code,
+                    path if path.starts_with('/') => &mut parts.libraries,
+                    path if path.contains("bpf") => &mut parts.bpf_maps,
+                    _ => &mut parts.other,
+                };
+                *slot += kib;
+            } else if first.contains('-') && !first.ends_with(':') {
+                // A mapping's header: range perms offset dev inode [name].
+                name = fields.nth(4).unwrap_or("").to_string();
+            }
+        }
+        Ok(parts)
+    }
+
+    fn text(&self) -> String {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        format!(
+            "heap {:.1}, code+data {:.1}, libraries {:.1}, BPF maps {:.1}, other {:.1}",
+            mib(self.heap),
+            mib(self.code),
+            mib(self.libraries),
+            mib(self.bpf_maps),
+            mib(self.other)
+        )
+    }
 }
 
 /// (VmRSS, VmHWM) in MiB of an eBPF-mode guardian with `config`, after a few refreshes
-/// and one scrape.
-fn settled_rss(bins: &Binaries, config: &str) -> anyhow::Result<(f64, f64)> {
+/// and one scrape, and where the resident memory sits.
+fn settled_rss(bins: &Binaries, config: &str) -> anyhow::Result<((f64, f64), Parts)> {
     let guardian = Guardian::start(&bins.guardian, Source::Ebpf, config)?;
     let scans = |guardian: &Guardian| -> anyhow::Result<f64> {
         Ok(guardian.histogram("scan_duration_seconds")?.1)
@@ -90,7 +159,7 @@ fn settled_rss(bins: &Binaries, config: &str) -> anyhow::Result<(f64, f64)> {
     let mib = |key| -> anyhow::Result<f64> {
         Ok(harness::status_bytes(guardian.pid(), key)? as f64 / f64::from(1 << 20))
     };
-    Ok((mib("VmRSS")?, mib("VmHWM")?))
+    Ok(((mib("VmRSS")?, mib("VmHWM")?), Parts::of(guardian.pid())?))
 }
 
 /// node-exporter's VmRSS in MiB after one scrape, or `None` when it is not installed.

@@ -2,7 +2,7 @@
 //! `iter/task` program): one read of an iterator file gives pid, start time, parent, uid,
 //! comm and the mm counters of all processes, where /proc needs a file per process.
 
-use std::io::Read as _;
+use std::io::Read;
 
 use aya::{Ebpf, programs::Iter};
 use guardian_ebpf::{
@@ -25,8 +25,12 @@ pub fn load(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<aya::programs::ProgramInf
     program.info().map_err(|error| iterator("info", error))
 }
 
+/// Bytes read from the iterator at a time. Records are decoded as they arrive, so the
+/// raw output for every process (72 bytes each) is never held at once.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Runs the iterator once and decodes its records into `out` (cleared first). `buf` is
-/// the reused read buffer.
+/// the reused read buffer of [`READ_CHUNK`] bytes.
 pub fn take(
     ebpf: &mut Ebpf,
     clock_ticks: u64,
@@ -41,13 +45,10 @@ pub fn take(
     let link = program
         .take_link(link)
         .map_err(|error| iterator("link", error))?;
-    let mut file = link
+    let file = link
         .into_file()
         .map_err(|error| iterator("create", error))?;
-    buf.clear();
-    file.read_to_end(buf)
-        .map_err(|error| iterator("read", error))?;
-    decode(buf, clock_ticks, page_size, out)
+    read_records(file, clock_ticks, page_size, buf, out)
 }
 
 fn iter(ebpf: &mut Ebpf) -> Result<&mut Iter, SnapshotError> {
@@ -64,24 +65,40 @@ fn iterator(step: &'static str, error: impl std::fmt::Display) -> SnapshotError 
     }
 }
 
-/// Turns the iterator's raw records into sightings.
-fn decode(
-    bytes: &[u8],
+/// Reads `reader` to its end a chunk at a time, decoding whole records into `out`
+/// (cleared first); a record split between two reads is completed by the next one.
+fn read_records(
+    mut reader: impl Read,
     clock_ticks: u64,
     page_size: u64,
+    buf: &mut Vec<u8>,
     out: &mut Vec<Sighting>,
 ) -> Result<(), SnapshotError> {
     let size = std::mem::size_of::<TaskRecord>();
-    if !bytes.len().is_multiple_of(size) {
-        return Err(SnapshotError::Torn { len: bytes.len() });
-    }
+    buf.resize(READ_CHUNK.max(size), 0);
     out.clear();
-    out.reserve(bytes.len() / size);
-    for chunk in bytes.chunks_exact(size) {
-        // SAFETY: `chunk` holds exactly one TaskRecord, which is Pod (any bytes valid);
-        // read_unaligned copes with the Vec's alignment.
-        let record: TaskRecord = unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) };
-        out.push(sighting(&record, clock_ticks, page_size));
+    let (mut filled, mut total) = (0, 0);
+    loop {
+        let read = match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(iterator("read", error)),
+        };
+        filled += read;
+        total += read;
+        let whole = filled - filled % size;
+        for chunk in buf[..whole].chunks_exact(size) {
+            // SAFETY: `chunk` holds exactly one TaskRecord, which is Pod (any bytes
+            // valid); read_unaligned copes with the buffer's alignment.
+            let record: TaskRecord = unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) };
+            out.push(sighting(&record, clock_ticks, page_size));
+        }
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+    }
+    if filled != 0 {
+        return Err(SnapshotError::Torn { len: total });
     }
     Ok(())
 }
@@ -96,7 +113,7 @@ fn sighting(record: &TaskRecord, clock_ticks: u64, page_size: u64) -> Sighting {
         },
         ppid: record.ppid as i32,
         uid: record.uid,
-        comm: String::from_utf8_lossy(guardian_ebpf::trim_comm(&record.comm)).into_owned(),
+        comm: record.comm,
         kernel_thread,
         memory: if kernel_thread {
             MemoryUsage::default()
@@ -149,12 +166,12 @@ mod tests {
     fn decodes_records_like_proc_shows_them() {
         let raw = bytes(&[record(42, b"memhog", 0), record(2, b"kthreadd", PF_KTHREAD)]);
         let mut out = Vec::new();
-        decode(&raw, 100, 4096, &mut out).expect("decode");
+        read_records(&raw[..], 100, 4096, &mut Vec::new(), &mut out).expect("decode");
         assert_eq!(out.len(), 2);
         let hog = &out[0];
         assert_eq!(hog.key.pid, 42);
         assert_eq!(hog.key.start_ticks, 1234, "start_boottime in 1/100 s");
-        assert_eq!(hog.comm, "memhog");
+        assert_eq!(hog.comm(), "memhog");
         assert_eq!(hog.ppid, 1);
         assert_eq!(hog.uid, 1000);
         assert_eq!(
@@ -165,10 +182,47 @@ mod tests {
         assert_eq!(out[1].memory, MemoryUsage::default());
     }
 
+    /// Hands out a few bytes per read, as a read that ends mid-record would.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, into: &mut [u8]) -> std::io::Result<usize> {
+            let n = into.len().min(self.0.len()).min(50);
+            into[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn records_split_between_reads_and_chunks_are_whole() {
+        let records: Vec<TaskRecord> = (1..=3000).map(|pid| record(pid, b"sleep", 0)).collect();
+        let raw = bytes(&records);
+        assert!(raw.len() > 2 * READ_CHUNK, "spans several read chunks");
+        let (mut whole, mut trickled) = (Vec::new(), Vec::new());
+        read_records(&raw[..], 100, 4096, &mut Vec::new(), &mut whole).expect("whole");
+        read_records(Trickle(&raw), 100, 4096, &mut Vec::new(), &mut trickled).expect("trickled");
+        assert_eq!(whole.len(), 3000);
+        assert_eq!(whole, trickled);
+        assert!(
+            whole
+                .iter()
+                .zip(1..)
+                .all(|(seen, pid)| seen.key.pid == pid && seen.comm() == "sleep")
+        );
+    }
+
     #[test]
     fn a_torn_snapshot_is_an_error() {
         let raw = bytes(&[record(42, b"memhog", 0)]);
-        let error = decode(&raw[..raw.len() - 1], 100, 4096, &mut Vec::new()).expect_err("torn");
+        let error = read_records(
+            &raw[..raw.len() - 1],
+            100,
+            4096,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .expect_err("torn");
         assert!(error.to_string().contains("not a whole number"), "{error}");
     }
 }

@@ -175,7 +175,7 @@ fn task_snapshot_matches_proc_for_this_process_and_a_child() {
             .unwrap_or_else(|| panic!("pid {pid} not in the snapshot of {}", sightings.len()));
         let expected = proc.read_process(pid).expect("read").expect("alive");
         assert_eq!(seen.key, expected.key, "identity of {pid}");
-        assert_eq!(seen.comm, expected.comm);
+        assert_eq!(seen.comm(), expected.comm);
         assert_eq!(seen.ppid, expected.ppid);
         assert_eq!(seen.uid, expected.uid);
         assert!(!seen.kernel_thread);
@@ -190,7 +190,7 @@ fn task_snapshot_matches_proc_for_this_process_and_a_child() {
     assert!(
         sightings
             .iter()
-            .any(|s| s.kernel_thread && s.comm == "kthreadd")
+            .any(|s| s.kernel_thread && s.comm() == "kthreadd")
     );
     let pids: std::collections::HashSet<i32> = sightings.iter().map(|s| s.key.pid).collect();
     assert_eq!(pids.len(), sightings.len(), "one record per process");

@@ -23,9 +23,9 @@ impl ProcReader {
         let mut buf = io::buffer();
         for sighting in sightings {
             let pid = sighting.key.pid;
-            let known = previous
-                .shared_process(&sighting.key)
-                .filter(|known| !scan::due_for_full_read(pid, pass) && known.comm == sighting.comm);
+            let known = previous.shared_process(&sighting.key).filter(|known| {
+                !scan::due_for_full_read(pid, pass) && sighting.comm() == known.comm
+            });
             if let Some(known) = known {
                 let refresh = scan::Refresh {
                     key: sighting.key,

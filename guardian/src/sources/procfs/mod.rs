@@ -85,7 +85,15 @@ pub struct ProcReader {
 }
 
 /// Raw `/proc/PID/cgroup` text to its parsed, shared lines.
-type CgroupSets = HashMap<Box<[u8]>, Arc<[CgroupLine]>>;
+type CgroupSets = HashMap<Box<[u8]>, CgroupSet>;
+
+/// One distinct `/proc/PID/cgroup` text, parsed: its lines and the memory cgroup's path,
+/// shared by every process that has it.
+#[derive(Clone, Debug)]
+struct CgroupSet {
+    lines: Arc<[CgroupLine]>,
+    memory_cgroup: Option<Arc<str>>,
+}
 
 /// Distinct cgroup sets remembered before the cache starts afresh.
 const CGROUP_SETS_MAX: usize = 4096;
@@ -233,13 +241,15 @@ impl ProcReader {
         let Some(len) = self.read_at(&dir, pid, "cgroup", buf)? else {
             return Ok(None);
         };
-        let cgroups = self.cgroup_set(pid, &buf[..len])?;
+        let CgroupSet {
+            lines: cgroups,
+            memory_cgroup,
+        } = self.cgroup_set(pid, &buf[..len])?;
         let Some(len) = self.read_at(&dir, pid, "oom_score_adj", buf)? else {
             return Ok(None);
         };
         let oom_score_adj = parse::oom_score_adj(&buf[..len])
             .ok_or_else(|| self.parse_error(pid, "oom_score_adj", "not an integer"))?;
-        let memory_cgroup = memory_line(&cgroups).map(|line| line.path.clone());
         let class = classify::classify(&cgroups);
         Ok(Some(Process {
             key: ProcessKey {
@@ -264,23 +274,28 @@ impl ProcReader {
         }))
     }
 
-    /// The parsed cgroup lines for this raw text, shared with processes that have the same.
-    fn cgroup_set(&self, pid: i32, raw: &[u8]) -> Result<Arc<[CgroupLine]>, ProcError> {
+    /// The parsed cgroup lines for this raw text and its memory cgroup, shared with
+    /// processes that have the same.
+    fn cgroup_set(&self, pid: i32, raw: &[u8]) -> Result<CgroupSet, ProcError> {
         let mut sets = self
             .cgroup_sets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(lines) = sets.get(raw) {
-            return Ok(Arc::clone(lines));
+        if let Some(set) = sets.get(raw) {
+            return Ok(set.clone());
         }
         let lines: Arc<[CgroupLine]> = parse::cgroup(raw)
             .ok_or_else(|| self.parse_error(pid, "cgroup", "not id:controllers:path lines"))?
             .into();
+        let set = CgroupSet {
+            memory_cgroup: memory_line(&lines).map(|line| Arc::from(line.path.as_str())),
+            lines,
+        };
         if sets.len() >= CGROUP_SETS_MAX {
             sets.clear();
         }
-        sets.insert(raw.into(), Arc::clone(&lines));
-        Ok(lines)
+        sets.insert(raw.into(), set.clone());
+        Ok(set)
     }
 
     fn open_dir(&self, pid: i32) -> Result<Option<ProcDir>, ProcError> {
