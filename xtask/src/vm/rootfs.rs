@@ -17,8 +17,8 @@ use crate::cmd;
 
 /// The guest's Debian release: the one the host builds the .deb on (glibc 2.36).
 const SUITE: &str = "bookworm";
-/// Besides minbase: systemd as PID 1, curl and jq for the suite's API calls, Docker for
-/// the container twin of the suite's hog.
+/// Besides minbase: systemd as PID 1, curl and jq for the suite's API calls, Docker (the
+/// suite checks it runs and imports an image offline).
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,init-system-helpers,curl,jq,procps,docker.io";
 /// The guest boots a bare `vmlinuz` (no modules): Docker without the netfilter, bridge
 /// and overlayfs modules, so containers run with `--network none` on the vfs driver.
