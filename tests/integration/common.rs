@@ -235,6 +235,19 @@ pub struct Daemon {
     kill_log: PathBuf,
 }
 
+/// CAP_SYS_PTRACE out of the bounding set, so the next exec (as root) lacks it: a
+/// [`DaemonOptions::pre_exec`] for a guardian as a unit with a trimmed capability set.
+pub fn drop_ptrace() -> std::io::Result<()> {
+    /// CAP_SYS_PTRACE's number (`linux/capability.h`).
+    const CAP_SYS_PTRACE: libc::c_ulong = 19;
+    // SAFETY: one prctl, in the child before exec.
+    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Where a test's daemon writes its kill log, and what it finds in its environment.
 #[derive(Default)]
 pub struct DaemonOptions<'a> {

@@ -178,6 +178,20 @@ fn ensure_dockerd(root: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("setup: starting dockerd in the background: container tests need a running engine");
+    // An engine killed with the last session leaves its pid files; when the pid has since
+    // gone to another process, dockerd (and its containerd) refuse to start.
+    if !cmd::succeeds("pgrep", &["-x", "dockerd"]) {
+        for stale in [
+            "/var/run/docker.pid",
+            "/var/run/docker/containerd/containerd.pid",
+        ] {
+            if let Err(error) = std::fs::remove_file(stale)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                bail!("removing the stale {stale}: {error}");
+            }
+        }
+    }
     let log = root.join("target/dockerd.log");
     std::fs::create_dir_all(root.join("target")).context("creating target/")?;
     let log_file =

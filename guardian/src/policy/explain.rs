@@ -506,7 +506,8 @@ impl fmt::Display for Explanation {
             )?,
             Vetted::Incomplete => writeln!(
                 f,
-                "  container not yet confirmed: an ancestor is not known yet"
+                "  container not yet confirmed: an ancestor is not known yet, or a runtime \
+                 helper's executable cannot be read (grant CAP_SYS_PTRACE); spared for now"
             )?,
         }
         if let Some(name) = &self.impostor {

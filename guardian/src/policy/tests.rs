@@ -692,6 +692,25 @@ fn a_container_needs_a_runtime_helper_among_its_ancestors() {
 }
 
 #[test]
+fn a_container_under_a_shim_whose_executable_is_unreadable_is_spared() {
+    // No exe link for pid 60: as /proc answers a guardian without CAP_SYS_PTRACE for a
+    // shim running with every capability.
+    let exes = ExeRoot::new();
+    let mut shim = process(60, "containerd-shim", "containerd-shim-runc-v2 -id y", 10);
+    shim.ppid = 1;
+    let mut twin = process(61, "hog", "hog", 400);
+    twin.ppid = 60;
+    twin.class = container();
+    let model = model(vec![shim, twin]);
+    let mut policy =
+        Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");
+    assert!(pids(&policy.evaluate_at(&model, Instant::now(), None)).is_empty());
+    let explained = policy.explain(model.process_by_pid(61).expect("in model"), &model);
+    assert_eq!(explained.vetted, Vetted::Incomplete);
+    assert!(explained.to_string().contains("CAP_SYS_PTRACE"));
+}
+
+#[test]
 fn a_container_under_the_first_process_its_runtime_reported_is_confirmed() {
     let mut init = process(50, "sh", "sh", 10);
     init.ppid = 1;

@@ -106,7 +106,9 @@ pub enum Vetted {
     /// No runtime helper among the process's ancestors: to the rules it is a host
     /// process, whatever its cgroup is called.
     Unconfirmed,
-    /// Some ancestor is not in the model yet: the path's word is kept for now.
+    /// Some ancestor is not in the model yet, or an ancestor named like a runtime
+    /// helper has an executable the guardian cannot read (without CAP_SYS_PTRACE a
+    /// shim's `/proc/PID/exe` is closed to it): the path's word is kept for now.
     Incomplete,
 }
 
@@ -252,6 +254,11 @@ impl Vetting {
             if init_pid == Some(current.key.pid) {
                 return Vetted::KnownToRuntime;
             }
+            // A runtime's name whose executable cannot be read is neither confirmed nor
+            // refuted: sparing a container beats killing it on a missing capability.
+            if is_helper_name(&current.comm) && self.executable(current).is_none() {
+                return Vetted::Incomplete;
+            }
             if let Some(runtime) = self.helper_runtime(current) {
                 return Vetted::Confirmed(Confirmation {
                     helper_pid: current.key.pid,
@@ -283,6 +290,11 @@ impl Vetting {
             _ => Cow::Borrowed(&process.class),
         }
     }
+}
+
+/// Whether `comm` is a runtime helper's name (whatever the executable).
+fn is_helper_name(comm: &str) -> bool {
+    RUNTIME_HELPERS.iter().any(|(name, _)| *name == comm)
 }
 
 /// Reads `/proc/PID/exe`: the link for the path, the file it leads to for the owner.

@@ -25,6 +25,9 @@ pub fn start(config: &Config) -> Result<Started, SourceError> {
     if let Some(hidden) = super::visibility::hidden_processes(std::path::Path::new("/proc")) {
         tracing::warn!(mount = %hidden.mount_point.display(), option = %hidden.option, "{hidden}");
     }
+    if super::visibility::lacks_ptrace() == Some(true) {
+        tracing::warn!("{}", super::visibility::EXECUTABLES_CLOSED);
+    }
     let choice = config.daemon.source;
     let (ebpf, fallback_reason) = match choice {
         SourceChoice::Procfs => (None, None),

@@ -57,6 +57,21 @@ pub fn hidden_processes(proc_root: &Path) -> Option<HiddenProcesses> {
     judge(proc_root, &options, capeff, &groups)
 }
 
+/// What the guardian cannot vet without CAP_SYS_PTRACE, said once at start: the kernel
+/// refuses `/proc/PID/exe` of a process whose credentials exceed the reader's (a
+/// runtime's shim, sshd), so containers stay unconfirmed and protected names unproven.
+pub const EXECUTABLES_CLOSED: &str = "the guardian lacks CAP_SYS_PTRACE: it cannot read \
+    /proc/PID/exe of processes with other credentials (container runtime shims, sshd), so \
+    containers cannot be confirmed (they are spared, and so is a host process in a \
+    container-shaped cgroup) and built-in protected names are not recognised; grant it \
+    CAP_SYS_PTRACE (the packaged unit does)";
+
+/// Whether this process lacks CAP_SYS_PTRACE (`None` when its status is unreadable).
+pub fn lacks_ptrace() -> Option<bool> {
+    let myself = procfs::process::Process::myself().ok()?;
+    Some(myself.status().ok()?.capeff & CAP_SYS_PTRACE == 0)
+}
+
 /// The decision on one mount's super options and an effective capability mask.
 fn judge(
     proc_root: &Path,

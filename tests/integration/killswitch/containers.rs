@@ -12,8 +12,8 @@ use sha2::Digest as _;
 use super::{config, rule, wait_exit};
 use crate::{
     common::{
-        Daemon, Needs, TestCgroup, TestProcess, guardian_bin, marker, memory_hierarchy, require,
-        spawn_hog, spawn_hog_with,
+        Daemon, DaemonOptions, Needs, TestCgroup, TestProcess, drop_ptrace, guardian_bin, marker,
+        memory_hierarchy, require, spawn_hog, spawn_hog_with,
     },
     docker::TestContainer,
 };
@@ -115,7 +115,36 @@ fn docker_container_is_spared_while_its_host_twin_is_killed() {
     if !require(&[Needs::Root, Needs::Docker]) {
         return;
     }
-    let m = marker("docker");
+    docker_twin("docker", &DaemonOptions::default());
+}
+
+/// A guardian without CAP_SYS_PTRACE (a unit with a trimmed capability set) cannot read
+/// the shim's `/proc/PID/exe`, so it cannot confirm the container: it says so at start
+/// and spares the container anyway, and still kills the host twin. (The packaged unit
+/// once lacked the capability and killed a Docker container in the VM suite.)
+#[test]
+fn docker_container_is_spared_by_a_guardian_without_cap_sys_ptrace() {
+    if !require(&[Needs::Root, Needs::Docker]) {
+        return;
+    }
+    let daemon = docker_twin(
+        "noptrace",
+        &DaemonOptions {
+            pre_exec: Some(drop_ptrace),
+            ..DaemonOptions::default()
+        },
+    );
+    assert!(
+        daemon.log().contains("lacks CAP_SYS_PTRACE"),
+        "no warning about the missing capability\n{}",
+        daemon.log()
+    );
+}
+
+/// A host rule on one marker: the host twin is killed, the container's shell holding the
+/// same is spared and absent from the kill log.
+fn docker_twin(name: &str, options: &DaemonOptions<'_>) -> Daemon {
+    let m = marker(name);
     // ~60 MB held by the container's shell; the twin on the host holds the same. The
     // trailing `:` keeps busybox sh from exec'ing `sleep` (which would drop the memory).
     let container = TestContainer::run_sh(
@@ -133,7 +162,7 @@ fn docker_container_is_spared_while_its_host_twin_is_killed() {
         regex::escape(&m)
     );
     let mut twin = spawn_hog(&m, &["--rss", "60"]);
-    let daemon = Daemon::start(&config(&text), &["--source", "procfs"]);
+    let daemon = Daemon::start_with(&config(&text), &["--source", "procfs"], options);
     wait_exit(&mut twin, &daemon);
     std::thread::sleep(super::SPARE_WAIT);
     assert!(
@@ -145,6 +174,7 @@ fn docker_container_is_spared_while_its_host_twin_is_killed() {
         super::records_for(&daemon, pid).is_empty(),
         "the kill log names the container's process"
     );
+    daemon
 }
 
 /// Hand-made cgroups laid out like every runtime's: classified as that runtime's

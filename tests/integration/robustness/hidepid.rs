@@ -7,14 +7,11 @@
 use super::{TIMEOUT, wait_log};
 use crate::{
     common::{
-        Daemon, DaemonOptions, Needs, assert_every_kill_has_an_intent, marker, require,
-        spawn_hog_with, wait_for,
+        Daemon, DaemonOptions, Needs, assert_every_kill_has_an_intent, drop_ptrace, marker,
+        require, spawn_hog_with, wait_for,
     },
     killswitch::{config, rule},
 };
-
-/// CAP_SYS_PTRACE's number (`linux/capability.h`).
-const CAP_SYS_PTRACE: libc::c_ulong = 19;
 
 /// Between fork and exec of the guardian: a private mount namespace, a `hidepid=2` proc
 /// on /proc, group nobody instead of root's, and CAP_SYS_PTRACE out of the bounding set
@@ -49,16 +46,6 @@ fn hidepid_namespace() -> std::io::Result<()> {
         check(libc::setgid(65534))?;
     }
     drop_ptrace()
-}
-
-/// CAP_SYS_PTRACE out of the bounding set, so the next exec (as root) lacks it.
-fn drop_ptrace() -> std::io::Result<()> {
-    // SAFETY: one prctl, in the child before exec.
-    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// A hog of another user (nobody) is invisible behind `hidepid=2`: the guardian warns
