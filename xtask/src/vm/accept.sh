@@ -87,6 +87,9 @@ pid=$(systemctl show -p MainPID --value guardian)
 printf '%s\n' '[daemon]' 'scan_interval = "1s"' '' '[trends]' 'min_rss = "1MiB"' \
     'warmup = "0s"' '' '[[rule]]' 'name = "vm-hog"' 'threshold = "64MiB"' \
     'scope = "host"' 'action = "kill"' 'match = { cmdline = "guardian-vm-hog( |$)" }' \
+    '' '[[pressure_rule]]' 'name = "vm-squeeze"' 'mem_available_below = "250MiB"' \
+    'sustain = "1s"' 'cooldown = "5s"' 'scope = "host"' 'action = "kill"' \
+    'match = { cmdline = "guardian-vm-squeeze( |$)" }' \
     > /etc/guardian/guardian.toml
 systemctl reload guardian
 reloaded() { api /metrics | grep -q 'guardian_config_reloads_total{result="ok"} 1'; }
@@ -111,14 +114,32 @@ check rss_within_2pct wait_for 30 rss_close
 say rss "kernel $(vmrss) guardian $(seen_rss)"
 kill "$holder"
 
-# Docker runs in the VM and takes the busybox image offline (the hog's container twin
-# is still to come: the engine needs `--security-opt apparmor=unconfined` here, since
-# the guest kernel has AppArmor but the rootfs no apparmor_parser).
+# Docker runs in the VM and takes the busybox image offline. The guest kernel has
+# AppArmor but the rootfs no apparmor_parser, so the container runs unconfined.
 mkdir -p /tmp/image/bin
 cp /mnt/payload/busybox /tmp/image/bin/busybox
 for applet in sh head tr sleep; do ln -s busybox "/tmp/image/bin/$applet"; done
 check docker_ready wait_for 120 docker info -f '{{.ServerVersion}}'
 check docker_import sh -c 'tar -C /tmp/image -c . | docker import - guardian-vm-busybox > /dev/null'
+
+# The hog's container twin: a shell holding 80 MB whose command line matches the host
+# rule below (`; :` keeps ash from exec'ing sleep, so the shell is what holds it).
+docker run -d --name twin --network none --security-opt apparmor=unconfined -m 300m \
+    guardian-vm-busybox sh -c 'v=$(head -c 80000000 /dev/zero | tr "\000" x); sleep 600; :' \
+    guardian-vm-hog > /dev/null
+twin=$(docker inspect -f '{{.State.Pid}}' twin 2> /dev/null)
+say twin_pid "${twin:-none}"
+twin_rss() { awk '$1 == "VmRSS:" {print $2 * 1024}' "/proc/$twin/status" 2> /dev/null; }
+twin_grown() { [ "$(twin_rss)" -ge 67108864 ] 2> /dev/null; }
+check twin_grown wait_for 60 twin_grown
+twin_container() { api "/api/v1/processes?pid=$twin" | grep -q '"kind":"container"'; }
+check twin_container wait_for 30 twin_container ||
+    guardian explain "${twin:-0}" 2>&1 | sed 's/^/GUARDIAN-VM twin_explain /' > /dev/ttyS0
+twin_spared() {
+    [ "$(docker inspect -f '{{.State.Running}}' twin)" = true ] &&
+        ! jq -e --argjson pid "${twin:-0}" 'select(.pid == $pid)' \
+            /var/lib/guardian/kills.jsonl > /dev/null 2>&1
+}
 
 # A host rule kills a hog in a user slice: `tail /dev/zero` (argv[0] renamed to the
 # rule's marker) grows until the guardian SIGKILLs it; MemoryMax keeps the VM safe
@@ -135,8 +156,39 @@ check hog_killed wait_for 60 hog_killed
 say hog_outcome "$(hog_outcome | jq -c '{rule, outcome, signals_sent}')"
 hog_not_oom() { [ "$(systemctl show -p Result --value vm-hog)" != oom-kill ]; }
 check hog_not_oom_killed hog_not_oom
+check twin_spared twin_spared ||
+    say twin_records "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' twin)" \
+        "$(jq -c --argjson pid "${twin:-0}" 'select(.pid == $pid) | del(.cmdline)' \
+            /var/lib/guardian/kills.jsonl 2> /dev/null | head -c 2000)"
 check audit_verify guardian audit verify /var/lib/guardian/kills.jsonl
 systemctl reset-failed vm-hog 2> /dev/null
+
+# Host memory squeezed for real: two host processes grow (40 and 20 MB/s) until
+# MemAvailable stays under the pressure rule's 250MiB for 1 s; the rule kills the
+# larger one before the kernel's OOM killer runs, and the container twin survives.
+squeeze() { # squeeze UNIT BYTES LINES: `tail -n LINES` buffers BYTES of NULs per 0.2 s
+    systemd-run --quiet --slice=user.slice --unit="$1" -p MemoryMax=700M bash -c \
+        "while :; do head -c $2 /dev/zero; sleep 0.2; done | bash -c 'exec -a guardian-vm-squeeze tail -n $3'"
+}
+squeeze vm-squeeze-fast 8000000 1
+squeeze vm-squeeze-slow 4000000 2
+sleep 1
+fast=$(pgrep -f 'guardian-vm-squeeze -n 1')
+squeezed() {
+    jq -c --argjson pid "${fast:-0}" 'select(.kind == "intent" and .rule == "vm-squeeze" and .pid == $pid)' \
+        /var/lib/guardian/kills.jsonl 2> /dev/null | tail -n 1
+}
+squeeze_killed() { [ -n "$(squeezed)" ] && ! kill -0 "$fast" 2> /dev/null; }
+check squeeze_killed_largest wait_for 120 squeeze_killed
+say squeeze_trigger "$(squeezed | jq -c '.trigger')"
+say squeeze_outcome "$(jq -c --argjson pid "${fast:-0}" 'select(.kind == "outcome" and .pid == $pid)
+    | {rule, outcome, signals_sent}' /var/lib/guardian/kills.jsonl 2> /dev/null | tail -n 1)"
+no_oom_kill() { ! dmesg | grep -q 'Out of memory: Killed'; }
+check squeeze_before_oom_killer no_oom_kill
+check squeeze_twin_spared twin_spared
+systemctl stop vm-squeeze-fast vm-squeeze-slow 2> /dev/null
+systemctl reset-failed vm-squeeze-fast vm-squeeze-slow 2> /dev/null
+docker rm -f twin > /dev/null 2>&1
 
 
 # A leak in a limited cgroup: `tail` buffers 1 MB a second of NUL bytes (no newline to
