@@ -72,11 +72,43 @@ pub fn start(config: &Config) -> Result<Started, SourceError> {
 fn load_ebpf(config: &Config) -> Result<EbpfHandle, String> {
     // Validated: a power of two from 4 KiB to 1 GiB.
     let ring_bytes = u32::try_from(config.daemon.ring_buffer_bytes.0).unwrap_or(u32::MAX);
-    crate::sources::ebpf::EbpfSource::load(std::process::id(), ring_bytes)
-        .map_err(|error| error.to_string())
+    crate::sources::ebpf::EbpfSource::load(std::process::id(), ring_bytes).map_err(|error| {
+        let lockdown = std::fs::read_to_string(LOCKDOWN).unwrap_or_default();
+        match lockdown_note(&lockdown) {
+            Some(note) => format!("{note}: {error}"),
+            None => error.to_string(),
+        }
+    })
+}
+
+/// The kernel's lockdown level (securityfs).
+#[cfg(feature = "ebpf")]
+const LOCKDOWN: &str = "/sys/kernel/security/lockdown";
+
+/// Why a load failed, when the kernel is locked down (`none [integrity]
+/// confidentiality`): the verifier's own words ("reg type unsupported") do not say.
+#[cfg(feature = "ebpf")]
+fn lockdown_note(lockdown: &str) -> Option<&'static str> {
+    lockdown.contains("[confidentiality]").then_some(
+        "the kernel is locked down (lockdown=confidentiality), which forbids BPF programs \
+         to read kernel memory",
+    )
 }
 
 #[cfg(not(feature = "ebpf"))]
 fn load_ebpf(_config: &Config) -> Result<EbpfHandle, String> {
     Err("this guardian was built without the ebpf feature".to_string())
+}
+
+#[cfg(all(test, feature = "ebpf"))]
+mod tests {
+    use super::lockdown_note;
+
+    #[test]
+    fn only_confidentiality_lockdown_is_named() {
+        assert!(lockdown_note("none integrity [confidentiality]\n").is_some());
+        assert_eq!(lockdown_note("none [integrity] confidentiality\n"), None);
+        assert_eq!(lockdown_note("[none] integrity confidentiality\n"), None);
+        assert_eq!(lockdown_note(""), None);
+    }
 }

@@ -50,6 +50,15 @@ say source "$(printf %s "$status" | jq -r '.source.source')"
 say fallback "$(printf %s "$status" | jq -r '.source.fallback_reason // "-" | split("\n")[0]')"
 say refresh "$(printf %s "$status" | jq -r '.source.refresh')"
 say layout "$(printf %s "$status" | jq -r '.source.cgroup_layout')"
+# A locked-down kernel (a row of the matrix) takes eBPF away: the fallback runs the suite
+# and says why.
+if grep -q 'lockdown=confidentiality' /proc/cmdline; then
+    locked() {
+        printf %s "$status" |
+            jq -e '.source.source == "procfs" and (.source.fallback_reason | test("locked down"))' > /dev/null
+    }
+    check fallback_lockdown locked
+fi
 journal_field() { # the first value of GUARDIAN_<NAME> in the guardian's journal
     journalctl -u guardian --no-pager -o json | jq -r "select(.GUARDIAN_$1) | .GUARDIAN_$1" | head -n 1
 }
@@ -180,9 +189,9 @@ squeezed() {
 }
 squeeze_killed() { [ -n "$(squeezed)" ] && ! kill -0 "$fast" 2> /dev/null; }
 check squeeze_killed_largest wait_for 120 squeeze_killed
-say squeeze_trigger "$(squeezed | jq -c '.trigger')"
+say squeeze_trigger "$(squeezed | jq -c '{trigger, reason}')"
 say squeeze_outcome "$(jq -c --argjson pid "${fast:-0}" 'select(.kind == "outcome" and .pid == $pid)
-    | {rule, outcome, signals_sent}' /var/lib/guardian/kills.jsonl 2> /dev/null | tail -n 1)"
+    | {rule, outcome, signals_sent, time_to_exit_s}' /var/lib/guardian/kills.jsonl 2> /dev/null | tail -n 1)"
 no_oom_kill() { ! dmesg | grep -q 'Out of memory: Killed'; }
 check squeeze_before_oom_killer no_oom_kill
 check squeeze_twin_spared twin_spared

@@ -16,18 +16,30 @@ use crate::cmd;
 pub struct Kernel {
     pub label: &'static str,
     pub meta_package: &'static str,
+    /// Extra kernel command line: a row can take a feature away from a stock kernel.
+    pub append: &'static str,
 }
 
-/// Debian 12's stock kernel and its 6.12 backport, both the cloud flavour: NVMe and ext4
-/// are built in, so they boot without an initramfs.
+/// Debian 12's stock kernel and its 6.12 backport, both the cloud flavour (NVMe and ext4
+/// are built in, so they boot without an initramfs), and the stock kernel locked down.
 pub const MATRIX: &[Kernel] = &[
     Kernel {
         label: "6.1",
         meta_package: "linux-image-cloud-amd64",
+        append: "",
     },
     Kernel {
         label: "6.12",
         meta_package: "linux-image-6.12-cloud-amd64",
+        append: "",
+    },
+    // Lockdown (as Secure Boot distributions set it, here its strictest level) forbids
+    // BPF programs to read kernel memory: the guardian must fall back to /proc and
+    // cgroups and still pass the suite.
+    Kernel {
+        label: "6.1-lockdown",
+        meta_package: "linux-image-cloud-amd64",
+        append: "lockdown=confidentiality",
     },
 ];
 
@@ -36,6 +48,7 @@ pub struct Fetched {
     pub label: String,
     pub package: String,
     pub vmlinuz: PathBuf,
+    pub append: &'static str,
 }
 
 /// Resolves each meta package to its versioned image package and fetches the ones not
@@ -56,6 +69,7 @@ pub fn fetch(root: &Path, dir: &Path, only: &[String]) -> anyhow::Result<Vec<Fet
             label: kernel.label.to_string(),
             package,
             vmlinuz,
+            append: kernel.append,
         });
     }
     if let Some(host) = host_kernel() {
@@ -81,6 +95,7 @@ fn host_kernel() -> Option<Fetched> {
         label: format!("host {release}"),
         package: "host".into(),
         vmlinuz,
+        append: "",
     })
 }
 

@@ -114,7 +114,14 @@ fn run_kernel(
 ) -> anyhow::Result<report::Row> {
     let console = dir.join(format!("console-{}.log", kernel.label.replace(' ', "-")));
     println!("vm: booting {} ({})", kernel.label, kernel.package);
-    let run = qemu::boot(&kernel.vmlinuz, rootfs, payload, &console, DEADLINE)?;
+    let run = qemu::boot(
+        &kernel.vmlinuz,
+        kernel.append,
+        rootfs,
+        payload,
+        &console,
+        DEADLINE,
+    )?;
     let mut row = report::Row::parse(&kernel.label, &run.console, run.wall);
     if run.timed_out {
         row.failed

@@ -24,9 +24,11 @@ pub struct Run {
     pub timed_out: bool,
 }
 
-/// Boots `vmlinuz` and waits for the VM to power off (at most `deadline`).
+/// Boots `vmlinuz` (with `append` on its command line) and waits for the VM to power off
+/// (at most `deadline`).
 pub fn boot(
     vmlinuz: &Path,
+    append: &str,
     rootfs: &Path,
     payload: &Path,
     console: &Path,
@@ -48,7 +50,7 @@ pub fn boot(
         .arg("-append")
         // Pure cgroup v2, PSI on, a panic ends the VM (-no-reboot) instead of hanging.
         .arg(format!(
-            "console=ttyS0 root={} rw quiet panic=-1 systemd.unified_cgroup_hierarchy=1 psi=1",
+            "console=ttyS0 root={} rw quiet panic=-1 systemd.unified_cgroup_hierarchy=1 psi=1 {append}",
             super::rootfs::ROOT
         ))
         .arg("-drive")
