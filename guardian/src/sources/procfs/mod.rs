@@ -44,6 +44,7 @@ use crate::{
 use held::HeldStats;
 use io::{ProcDir, ProcRoot};
 
+pub use merge::Merge;
 pub use scan::ScanReport;
 
 /// What can go wrong reading /proc.
