@@ -14,7 +14,7 @@ use serde::Serialize;
 
 pub use cgroup::{Cgroup, CgroupStats, Limit, Pressure};
 pub use oom::{OomEvent, OomOrigin, OomScope};
-pub use process::{MemoryUsage, Process, ProcessKey};
+pub use process::{Cmdline, MemoryUsage, Process, ProcessKey};
 
 /// How many OOM events the model keeps for the API.
 pub const OOM_HISTORY: usize = 256;
