@@ -166,7 +166,7 @@ fn process(pid: i32, rss: u64) -> Process {
         memory: MemoryUsage::from_parts(rss, 0, 0, 0),
         cgroups: Vec::new().into(),
         memory_cgroup: None,
-        class: Classification::default(),
+        class: Classification::default().into(),
         started_secs: 0.0,
     }
 }

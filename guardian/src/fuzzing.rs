@@ -43,7 +43,8 @@ pub fn proc_status(data: &[u8]) -> bool {
 
 /// `/proc/PID/cmdline`, then both redactions the outputs apply to it.
 pub fn proc_cmdline(data: &[u8]) -> usize {
-    let argv = parse::cmdline(data);
+    let cmdline = parse::cmdline(data);
+    let argv = cmdline.to_vec();
     let redacted = redact::redact_argv(&argv);
     redacted.len() + redact::redact_cmdline(&argv.join("\0")).len()
 }

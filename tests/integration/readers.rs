@@ -70,7 +70,7 @@ fn memhog_rss_reads_back_within_tolerance() {
     assert_close(process.memory.rss, own_vm_rss(hog.pid()), "read_process");
     assert!(process.memory.rss >= 96 * MIB, "{:?}", process.memory);
     assert!(process.memory.anon >= 96 * MIB, "{:?}", process.memory);
-    assert!(process.cmdline.iter().any(|arg| arg == &marker));
+    assert!(process.cmdline.args().any(|arg| arg == marker));
     assert_eq!(process.key.pid, hog.pid());
     assert!(!process.kernel_thread);
 
@@ -94,7 +94,7 @@ fn memhog_rss_reads_back_within_tolerance() {
             .find(|p| p.key == process.key)
             .unwrap_or_else(|| panic!("scan {round} missed memhog"));
         assert_close(found.memory.rss, own_vm_rss(hog.pid()), "scan");
-        assert!(found.cmdline.iter().any(|arg| arg == &marker));
+        assert!(found.cmdline.args().any(|arg| arg == marker));
         model.replace_processes(report.processes);
     }
 }
@@ -136,7 +136,7 @@ fn test_cgroup_limit_and_usage_read_back() {
         Some(cgroup.path.clone())
     );
     assert_eq!(process.memory_cgroup.as_deref(), Some(cgroup.path.as_str()));
-    assert!(matches!(process.class, Classification::Host { .. }));
+    assert!(matches!(*process.class, Classification::Host { .. }));
 }
 
 #[test]

@@ -65,7 +65,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         policy.set_cgroup_root(cgroups.memory_root().to_path_buf());
     }
     let mut explanation = policy.explain(&process, &model);
-    if let Classification::Container { id, .. } = &process.class {
+    if let Classification::Container { id, .. } = &*process.class {
         let lookup = Lookup::from_config(&config.containers);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

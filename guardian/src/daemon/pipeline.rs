@@ -281,7 +281,6 @@ impl Pipeline {
         let started = Instant::now();
         let scan = full.then(|| self.source.scan(&self.model));
         let host = self.source.proc().host_memory();
-        let model = Arc::make_mut(&mut self.model);
         if let Some(report) = scan {
             self.state
                 .telemetry
@@ -293,11 +292,16 @@ impl Pipeline {
                     errors = report.errors,
                     "process scan read nothing; keeping the previous view"
                 );
-            } else {
+            } else if let Some(model) = Arc::get_mut(&mut self.model) {
                 model.replace_processes(report.processes);
+            } else {
+                // The published snapshot shares the model: the new one is built beside
+                // it, never from a copy of the index the scan replaces.
+                self.model = Arc::new(self.model.with_processes(report.processes));
             }
             self.last_full_scan = Instant::now();
         }
+        let model = Arc::make_mut(&mut self.model);
         match host {
             Ok(host) => model.host = host,
             Err(error) => tracing::warn!(%error, "cannot read host memory"),

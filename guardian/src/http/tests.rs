@@ -42,7 +42,7 @@ fn state() -> Arc<AppState> {
                 memory: MemoryUsage::from_parts(rss << 20, 0, 0, (100 - rss) << 20),
                 cgroups: Vec::new().into(),
                 memory_cgroup: Some(format!("/{comm}").into()),
-                class: Classification::Host { unit: None },
+                class: Classification::Host { unit: None }.into(),
                 started_secs: 0.0,
             });
         }

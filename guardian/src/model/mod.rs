@@ -14,7 +14,7 @@ use serde::Serialize;
 
 pub use cgroup::{Cgroup, CgroupStats, Limit, Pressure};
 pub use oom::{OomEvent, OomOrigin, OomScope};
-pub use process::{MemoryUsage, Process, ProcessKey};
+pub use process::{Cmdline, MemoryUsage, Process, ProcessKey};
 
 /// How many OOM events the model keeps for the API.
 pub const OOM_HISTORY: usize = 256;
@@ -56,9 +56,19 @@ impl Model {
     /// Takes processes or shared ones: a process a scan found unchanged stays the one the
     /// published snapshot holds, not a copy.
     pub fn replace_processes<P: Into<Arc<Process>>>(&mut self, processes: Vec<P>) {
-        self.processes = HashMap::with_capacity(processes.len());
-        for process in processes {
-            self.insert_shared(process.into());
+        self.processes = index(processes);
+    }
+
+    /// This model with `processes` as its process set (as [`Model::replace_processes`]),
+    /// built without copying the index it replaces: what a full scan does while a
+    /// published snapshot still shares the model.
+    pub fn with_processes<P: Into<Arc<Process>>>(&self, processes: Vec<P>) -> Model {
+        Model {
+            processes: index(processes),
+            cgroups: self.cgroups.clone(),
+            oom_events: self.oom_events.clone(),
+            oom_total: self.oom_total.clone(),
+            host: self.host,
         }
     }
 
@@ -141,6 +151,16 @@ impl Model {
     pub fn oom_totals(&self) -> &BTreeMap<&'static str, u64> {
         &self.oom_total
     }
+}
+
+/// The pid index of `processes`.
+fn index<P: Into<Arc<Process>>>(processes: Vec<P>) -> HashMap<i32, Arc<Process>> {
+    let mut index = HashMap::with_capacity(processes.len());
+    for process in processes {
+        let process = process.into();
+        index.insert(process.key.pid, process);
+    }
+    index
 }
 
 #[cfg(test)]

@@ -259,8 +259,10 @@ fn report(
     outcome_write_failed: bool,
 ) -> KillReport {
     let now = time::OffsetDateTime::now_utc();
-    intent.cmdline =
-        crate::redact::redact_process_cmdline(&decision.process.cmdline, &decision.process.comm);
+    intent.cmdline = crate::redact::redact_process_cmdline(
+        &decision.process.cmdline.to_vec(),
+        &decision.process.comm,
+    );
     // Free text that may quote a command line: redacted like one.
     intent.reason = crate::redact::redact_text(&intent.reason);
     KillReport {

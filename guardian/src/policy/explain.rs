@@ -253,13 +253,16 @@ impl Policy {
                 .flatten()
                 .map(|user| user.name),
             comm: process.comm.clone(),
-            cmdline: crate::redact::redact_process_cmdline(&process.cmdline, &process.comm),
+            cmdline: crate::redact::redact_process_cmdline(
+                &process.cmdline.to_vec(),
+                &process.comm,
+            ),
             memory: process.memory,
             age_secs: Some(age),
             oom_score_adj: process.oom_score_adj,
             cgroups: process.cgroups.to_vec(),
             memory_cgroup: process.memory_cgroup.as_deref().map(str::to_owned),
-            classification: process.class.clone(),
+            classification: Classification::clone(&process.class),
             mem_total_bytes: mem_total,
             executable: self.vetting.executable(process),
             vetted,
@@ -329,7 +332,7 @@ fn describe(
             "scope {}: the process is {}{}",
             scope_name(matchers.scope),
             describe_class(class),
-            if *class != process.class {
+            if *class != *process.class {
                 " (its cgroup looks like a container's, but that is not confirmed)"
             } else if matches!(
                 class,

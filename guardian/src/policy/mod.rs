@@ -468,7 +468,7 @@ impl Policy {
         let key = process.key;
         let rss = process.memory.rss;
         let class = self.vetting.scope_class(process, model);
-        let disguise = if *class == process.class {
+        let disguise = if *class == *process.class {
             ""
         } else {
             "; its cgroup says container (or an unknown layout an unprivileged user made), \
@@ -646,7 +646,7 @@ impl Policy {
             rule.exceeded_by(process, &process.class, mem_total)
                 .is_some()
                 || (matches!(
-                    process.class,
+                    *process.class,
                     Classification::Container { .. } | Classification::Group { .. }
                 ) && rule.exceeded_by(process, &as_host, mem_total).is_some())
         })

@@ -55,7 +55,7 @@ fn process(pid: i32, comm: &str, cmdline: &str, rss_mib: u64) -> Process {
         memory: MemoryUsage::from_parts(rss_mib * MIB, 0, 0, 0),
         cgroups: Vec::new().into(),
         memory_cgroup: Some("/user.slice/session-1.scope".into()),
-        class: host(Some("session-1.scope")),
+        class: host(Some("session-1.scope")).into(),
         started_secs: 100.0,
     }
 }
@@ -101,9 +101,9 @@ fn host_process_above_threshold_is_decided_and_below_is_not() {
 #[test]
 fn scope_host_skips_containers_and_unknown_layouts() {
     let mut in_container = process(10, "node", "node a", 400);
-    in_container.class = container();
+    in_container.class = container().into();
     let mut unknown = process(11, "node", "node b", 400);
-    unknown.class = Classification::Unknown;
+    unknown.class = Classification::Unknown.into();
     let model = model(vec![
         in_container,
         unknown,
@@ -140,7 +140,7 @@ match = { comm = ["node"], cmdline = "dist/main", user = ["1000"], cgroup = "/us
     let mut wrong_user = process(13, "node", "node dist/main", 400);
     wrong_user.uid = 0;
     let mut no_unit = process(14, "node", "node dist/main", 400);
-    no_unit.class = host(None);
+    no_unit.class = host(None).into();
     let mut other_cgroup = process(15, "node", "node dist/main", 400);
     other_cgroup.memory_cgroup = Some("/system.slice/x.service".into());
     let model = model(vec![
@@ -302,7 +302,7 @@ scope = "any"
     let mut unkillable = process(3, "x", "x", 400);
     unkillable.oom_score_adj = -1000;
     let mut in_db_unit = process(4, "postgres", "postgres", 400);
-    in_db_unit.class = host(Some("db-main.service"));
+    in_db_unit.class = host(Some("db-main.service")).into();
     let protected = vec![
         init,
         kthread,
@@ -588,7 +588,7 @@ fn threshold_for_uses_the_first_matching_rule() {
         Some(2048 * MIB)
     );
     let mut in_container = process(1, "node", "node", 0);
-    in_container.class = container();
+    in_container.class = container().into();
     assert_eq!(policy.threshold_for(&in_container, 0), None);
 }
 
@@ -648,21 +648,21 @@ fn a_container_needs_a_runtime_helper_among_its_ancestors() {
     shim.ppid = 1;
     let mut real = process(31, "hog", "hog", 400);
     real.ppid = 30;
-    real.class = container();
+    real.class = container().into();
     let mut child = process(32, "hog", "hog child", 400);
     child.ppid = 31;
-    child.class = container();
+    child.class = container().into();
     // Made its own `/docker/<id>` cgroup; its parent is a login shell.
     let mut fake = process(33, "hog", "hog fake", 400);
     fake.ppid = 34;
-    fake.class = container();
+    fake.class = container().into();
     let mut shell = process(34, "bash", "-bash", 10);
     shell.ppid = 1;
     let mut fake_shim = process(40, "containerd-shim", "bash", 10);
     fake_shim.ppid = 1;
     let mut under_fake_shim = process(41, "hog", "hog under fake shim", 400);
     under_fake_shim.ppid = 40;
-    under_fake_shim.class = container();
+    under_fake_shim.class = container().into();
     let model = model(vec![
         shim,
         real,
@@ -714,10 +714,10 @@ fn a_container_under_a_shim_whose_executable_is_unreadable_is_spared() {
 fn a_container_under_the_first_process_its_runtime_reported_is_confirmed() {
     let mut init = process(50, "sh", "sh", 10);
     init.ppid = 1;
-    init.class = container();
+    init.class = container().into();
     let mut hog = process(51, "hog", "hog", 400);
     hog.ppid = 50;
-    hog.class = container();
+    hog.class = container().into();
     let model = model(vec![init, hog]);
     let exes = ExeRoot::new();
     let mut policy =
@@ -738,7 +738,7 @@ fn a_container_under_the_first_process_its_runtime_reported_is_confirmed() {
 fn a_container_with_an_ancestor_not_yet_seen_keeps_its_classification() {
     let mut orphaned = process(60, "hog", "hog", 400);
     orphaned.ppid = 61;
-    orphaned.class = container();
+    orphaned.class = container().into();
     let model = model(vec![orphaned]);
     let exes = ExeRoot::new();
     let mut policy =

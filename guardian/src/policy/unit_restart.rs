@@ -39,7 +39,7 @@ pub enum UnitError {
 /// systemd's named v1 one: in a container on a hybrid host only the latter two follow
 /// the units). Whether it is the main process is systemd's to say, see [`main_unit`].
 pub(crate) fn candidate_unit(process: &Process) -> Option<&str> {
-    let Classification::Host { unit: Some(unit) } = &process.class else {
+    let Classification::Host { unit: Some(unit) } = &*process.class else {
         return None;
     };
     if !unit.ends_with(".service") || unit.contains('/') {
@@ -161,7 +161,8 @@ mod tests {
             memory_cgroup: Some(cgroup.into()),
             class: Classification::Host {
                 unit: unit.map(str::to_string),
-            },
+            }
+            .into(),
             started_secs: 1.0,
         }
     }

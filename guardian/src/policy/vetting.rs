@@ -218,7 +218,7 @@ impl Vetting {
 
     /// Whether the classification of `process` stands: see the module documentation.
     pub(crate) fn vet(&self, process: &Process, model: &Model) -> Vetted {
-        let id = match &process.class {
+        let id = match &*process.class {
             Classification::Container { id, .. } => Some(id.as_str()),
             Classification::Group { .. } => None,
             Classification::Unknown => None,
@@ -232,7 +232,7 @@ impl Vetting {
         let init_pid = id.and_then(|id| self.container_pids.get(id)).copied();
         // An unknown layout root made (a VM's scope, a CI job's cgroup) stays unknown;
         // one an unprivileged user made needs a runtime above it like a container.
-        let vetted = if process.class == Classification::Unknown && !self.user_made_cgroup(process)
+        let vetted = if *process.class == Classification::Unknown && !self.user_made_cgroup(process)
         {
             Vetted::NotNeeded
         } else {

@@ -235,9 +235,6 @@ mod tests {
         assert_eq!(apply(&mut model, &proc, &cgroups, exec), Some(pid));
         let execed = model.process(&key).expect("child in the model");
         assert_eq!(execed.comm, "sleep");
-        assert_eq!(
-            &execed.cmdline[..],
-            ["sleep".to_string(), "1000".to_string()]
-        );
+        assert_eq!(execed.cmdline.to_vec(), ["sleep", "1000"]);
     }
 }

@@ -11,7 +11,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    KernelEvent, Sighting,
+    KernelEvent,
     cgroup::{CgroupReader, OomWatch},
     events,
     handle::{EbpfHandle, SourceError, SourceKind, detach},
@@ -174,10 +174,6 @@ pub struct KernelSource {
     proc: ProcReader,
     cgroups: CgroupReader,
     oom_watch: OomWatch,
-    /// Processes in the last task snapshot: the next one's room is reserved up front.
-    /// The snapshot itself lives only while a tick merges it (about 90 bytes a
-    /// process that would otherwise stay resident between ticks).
-    last_sightings: usize,
 }
 
 impl KernelSource {
@@ -187,7 +183,6 @@ impl KernelSource {
             oom_watch: OomWatch::new(cgroups.hierarchy()),
             proc,
             cgroups,
-            last_sightings: 0,
         }
     }
 
@@ -215,17 +210,16 @@ impl Source for KernelSource {
 
     fn scan(&mut self, model: &Model) -> ScanReport {
         if let Some(handle) = self.handle.as_mut().filter(|handle| handle.has_snapshots()) {
-            let mut sightings: Vec<Sighting> =
-                Vec::with_capacity(self.last_sightings + self.last_sightings / 16 + 64);
+            // Each sighting is merged as the iterator hands it over: a list of every
+            // process would be a tick's largest allocation (about 1 MiB at 10,000
+            // processes), and under `lock_memory` a page of heap once used stays resident.
+            let mut merge = self.proc.merge(model);
             match handle.snapshot_tasks(
                 self.proc.clock_ticks(),
                 self.proc.page_size(),
-                &mut sightings,
+                &mut |sighting| merge.add(&sighting),
             ) {
-                Ok(()) => {
-                    self.last_sightings = sightings.len();
-                    return self.proc.merge(model, &sightings);
-                }
+                Ok(()) => return merge.finish(),
                 Err(error) => {
                     tracing::warn!(%error, "task snapshot failed; reading /proc this time")
                 }

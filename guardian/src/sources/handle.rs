@@ -93,7 +93,7 @@ impl EbpfHandle {
         &mut self,
         _clock_ticks: u64,
         _page_size: u64,
-        _out: &mut Vec<crate::sources::Sighting>,
+        _each: &mut dyn FnMut(crate::sources::Sighting),
     ) -> Result<(), crate::sources::SnapshotError> {
         match *self {}
     }

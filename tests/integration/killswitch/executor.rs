@@ -46,7 +46,7 @@ fn decision(hog: &TestProcess, marker: &str, start_ticks: u64, action: KillActio
             memory: MemoryUsage::from_parts(100 << 20, 0, 0, 0),
             cgroups: Vec::new().into(),
             memory_cgroup: None,
-            class: Classification::Host { unit: None },
+            class: Classification::Host { unit: None }.into(),
             started_secs: 0.0,
         },
         threshold: Some(50 << 20),

@@ -169,7 +169,7 @@ fn cmdline(process: &Process) -> String {
     let mut used = 0;
     let args: Vec<&str> = process
         .cmdline
-        .iter()
+        .args()
         .take_while(|arg| {
             let within = used < budget;
             used += arg.len() + 1;

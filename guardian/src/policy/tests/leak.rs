@@ -52,7 +52,7 @@ fn a_leak_verdict_on_a_matching_host_process_decides_it_with_its_trigger() {
     let growing = process(11, "node", "node b", 300);
     let other = process(12, "java", "java c", 300);
     let mut in_container = process(13, "node", "node d", 300);
-    in_container.class = container();
+    in_container.class = container().into();
     let reports = vec![
         report(&leaking, Verdict::Leak, 10.0, Some(1200.0)),
         report(&growing, Verdict::Growing, 30.0, Some(400.0)),

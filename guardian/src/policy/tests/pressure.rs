@@ -27,7 +27,7 @@ match = { comm = ["node"] }
 fn mem_available_below_kills_the_largest_matching_host_process_after_sustain() {
     let mut policy = policy(LOW_MEMORY);
     let mut in_container = process(13, "node", "node c", 900);
-    in_container.class = container();
+    in_container.class = container().into();
     let model = squeezed(
         1,
         vec![

@@ -199,12 +199,13 @@ impl EbpfSource {
         self.snapshots
     }
 
-    /// Every process as the kernel sees it now, from the task iterator, into `out`.
+    /// Every process as the kernel sees it now, from the task iterator, handed to `each`
+    /// as it is read (none are collected).
     pub fn snapshot_tasks(
         &mut self,
         clock_ticks: u64,
         page_size: u64,
-        out: &mut Vec<crate::sources::Sighting>,
+        each: &mut dyn FnMut(crate::sources::Sighting),
     ) -> Result<(), crate::sources::SnapshotError> {
         if !self.snapshots {
             return Err(crate::sources::SnapshotError::NotLoaded);
@@ -214,7 +215,7 @@ impl EbpfSource {
             clock_ticks,
             page_size,
             &mut self.snapshot_buf,
-            out,
+            each,
         )
     }
 

@@ -25,18 +25,19 @@ pub fn load(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<aya::programs::ProgramInf
     program.info().map_err(|error| iterator("info", error))
 }
 
-/// Bytes read from the iterator at a time. Records are decoded as they arrive, so the
-/// raw output for every process (72 bytes each) is never held at once.
+/// Bytes read from the iterator at a time. Records are decoded and handed on as they
+/// arrive, so neither the raw output for every process (72 bytes each) nor the decoded
+/// sightings (88 bytes each) are ever held at once.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Runs the iterator once and decodes its records into `out` (cleared first). `buf` is
-/// the reused read buffer of [`READ_CHUNK`] bytes.
+/// Runs the iterator once and hands each decoded record to `each`, in the kernel's
+/// order. `buf` is the reused read buffer of [`READ_CHUNK`] bytes.
 pub fn take(
     ebpf: &mut Ebpf,
     clock_ticks: u64,
     page_size: u64,
     buf: &mut Vec<u8>,
-    out: &mut Vec<Sighting>,
+    each: &mut dyn FnMut(Sighting),
 ) -> Result<(), SnapshotError> {
     let program = iter(ebpf)?;
     let link = program
@@ -48,7 +49,7 @@ pub fn take(
     let file = link
         .into_file()
         .map_err(|error| iterator("create", error))?;
-    read_records(file, clock_ticks, page_size, buf, out)
+    read_records(file, clock_ticks, page_size, buf, each)
 }
 
 fn iter(ebpf: &mut Ebpf) -> Result<&mut Iter, SnapshotError> {
@@ -65,18 +66,17 @@ fn iterator(step: &'static str, error: impl std::fmt::Display) -> SnapshotError 
     }
 }
 
-/// Reads `reader` to its end a chunk at a time, decoding whole records into `out`
-/// (cleared first); a record split between two reads is completed by the next one.
+/// Reads `reader` to its end a chunk at a time, handing whole records to `each`; a
+/// record split between two reads is completed by the next one.
 fn read_records(
     mut reader: impl Read,
     clock_ticks: u64,
     page_size: u64,
     buf: &mut Vec<u8>,
-    out: &mut Vec<Sighting>,
+    each: &mut dyn FnMut(Sighting),
 ) -> Result<(), SnapshotError> {
     let size = std::mem::size_of::<TaskRecord>();
     buf.resize(READ_CHUNK.max(size), 0);
-    out.clear();
     let (mut filled, mut total) = (0, 0);
     loop {
         let read = match reader.read(&mut buf[filled..]) {
@@ -92,7 +92,7 @@ fn read_records(
             // SAFETY: `chunk` holds exactly one TaskRecord, which is Pod (any bytes
             // valid); read_unaligned copes with the buffer's alignment.
             let record: TaskRecord = unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) };
-            out.push(sighting(&record, clock_ticks, page_size));
+            each(sighting(&record, clock_ticks, page_size));
         }
         buf.copy_within(whole..filled, 0);
         filled -= whole;
@@ -166,7 +166,10 @@ mod tests {
     fn decodes_records_like_proc_shows_them() {
         let raw = bytes(&[record(42, b"memhog", 0), record(2, b"kthreadd", PF_KTHREAD)]);
         let mut out = Vec::new();
-        read_records(&raw[..], 100, 4096, &mut Vec::new(), &mut out).expect("decode");
+        read_records(&raw[..], 100, 4096, &mut Vec::new(), &mut |seen| {
+            out.push(seen)
+        })
+        .expect("decode");
         assert_eq!(out.len(), 2);
         let hog = &out[0];
         assert_eq!(hog.key.pid, 42);
@@ -200,8 +203,14 @@ mod tests {
         let raw = bytes(&records);
         assert!(raw.len() > 2 * READ_CHUNK, "spans several read chunks");
         let (mut whole, mut trickled) = (Vec::new(), Vec::new());
-        read_records(&raw[..], 100, 4096, &mut Vec::new(), &mut whole).expect("whole");
-        read_records(Trickle(&raw), 100, 4096, &mut Vec::new(), &mut trickled).expect("trickled");
+        read_records(&raw[..], 100, 4096, &mut Vec::new(), &mut |seen| {
+            whole.push(seen)
+        })
+        .expect("whole");
+        read_records(Trickle(&raw), 100, 4096, &mut Vec::new(), &mut |seen| {
+            trickled.push(seen)
+        })
+        .expect("trickled");
         assert_eq!(whole.len(), 3000);
         assert_eq!(whole, trickled);
         assert!(
@@ -220,7 +229,7 @@ mod tests {
             100,
             4096,
             &mut Vec::new(),
-            &mut Vec::new(),
+            &mut |_| {},
         )
         .expect_err("torn");
         assert!(error.to_string().contains("not a whole number"), "{error}");

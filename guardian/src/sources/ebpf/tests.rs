@@ -165,7 +165,7 @@ fn task_snapshot_matches_proc_for_this_process_and_a_child() {
     }
     let mut sightings = Vec::new();
     source
-        .snapshot_tasks(proc.clock_ticks(), 4096, &mut sightings)
+        .snapshot_tasks(proc.clock_ticks(), 4096, &mut |seen| sightings.push(seen))
         .expect("snapshot");
     let me = std::process::id() as i32;
     for pid in [me, child_pid] {
@@ -280,7 +280,7 @@ fn snapshot_inside_a_pid_namespace() {
     let proc = crate::sources::procfs::ProcReader::new("/proc").expect("proc");
     let mut sightings = Vec::new();
     source
-        .snapshot_tasks(proc.clock_ticks(), 4096, &mut sightings)
+        .snapshot_tasks(proc.clock_ticks(), 4096, &mut |seen| sightings.push(seen))
         .expect("snapshot");
     let visible: std::collections::HashSet<i32> = proc.pids().expect("pids").into_iter().collect();
     let seen: std::collections::HashSet<i32> = sightings.iter().map(|s| s.key.pid).collect();

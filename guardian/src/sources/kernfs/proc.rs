@@ -4,7 +4,7 @@
 
 use crate::{
     classify::CgroupLine,
-    model::{MemoryUsage, Pressure},
+    model::{Cmdline, MemoryUsage, Pressure},
 };
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/PID/stat`.
@@ -104,14 +104,8 @@ pub fn status(buf: &[u8]) -> Option<Status> {
 }
 
 /// `/proc/PID/cmdline`: NUL-separated arguments (a trailing NUL ends the last one).
-pub fn cmdline(buf: &[u8]) -> Vec<String> {
-    let buf = buf.strip_suffix(b"\0").unwrap_or(buf);
-    if buf.is_empty() {
-        return Vec::new();
-    }
-    buf.split(|&b| b == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect()
+pub fn cmdline(buf: &[u8]) -> Cmdline {
+    Cmdline::from_raw(buf)
 }
 
 /// `/proc/PID/cgroup`: `hierarchy-id:controller,list:/path` per line.

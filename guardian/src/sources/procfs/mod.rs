@@ -30,7 +30,7 @@ use std::{
 };
 
 use crate::{
-    classify::{self, CgroupLine},
+    classify::{self, CgroupLine, Classification},
     model::{HostMemory, MemoryUsage, Process, ProcessKey},
     sources::{
         cgroup::memory_line,
@@ -44,6 +44,7 @@ use crate::{
 use held::HeldStats;
 use io::{ProcDir, ProcRoot};
 
+pub use merge::Merge;
 pub use scan::ScanReport;
 
 /// What can go wrong reading /proc.
@@ -87,12 +88,13 @@ pub struct ProcReader {
 /// Raw `/proc/PID/cgroup` text to its parsed, shared lines.
 type CgroupSets = HashMap<Box<[u8]>, CgroupSet>;
 
-/// One distinct `/proc/PID/cgroup` text, parsed: its lines and the memory cgroup's path,
-/// shared by every process that has it.
+/// One distinct `/proc/PID/cgroup` text, parsed: its lines, the memory cgroup's path and
+/// the classification they give, shared by every process that has it.
 #[derive(Clone, Debug)]
 struct CgroupSet {
     lines: Arc<[CgroupLine]>,
     memory_cgroup: Option<Arc<str>>,
+    class: Arc<Classification>,
 }
 
 /// Distinct cgroup sets remembered before the cache starts afresh.
@@ -237,20 +239,20 @@ impl ProcReader {
         let Some(len) = self.read_at(&dir, pid, "cmdline", buf)? else {
             return Ok(None);
         };
-        let cmdline: Arc<[String]> = parse::cmdline(&buf[..len]).into();
+        let cmdline = parse::cmdline(&buf[..len]);
         let Some(len) = self.read_at(&dir, pid, "cgroup", buf)? else {
             return Ok(None);
         };
         let CgroupSet {
             lines: cgroups,
             memory_cgroup,
+            class,
         } = self.cgroup_set(pid, &buf[..len])?;
         let Some(len) = self.read_at(&dir, pid, "oom_score_adj", buf)? else {
             return Ok(None);
         };
         let oom_score_adj = parse::oom_score_adj(&buf[..len])
             .ok_or_else(|| self.parse_error(pid, "oom_score_adj", "not an integer"))?;
-        let class = classify::classify(&cgroups);
         Ok(Some(Process {
             key: ProcessKey {
                 pid,
@@ -289,6 +291,7 @@ impl ProcReader {
             .into();
         let set = CgroupSet {
             memory_cgroup: memory_line(&lines).map(|line| Arc::from(line.path.as_str())),
+            class: Arc::new(classify::classify(&lines)),
             lines,
         };
         if sets.len() >= CGROUP_SETS_MAX {

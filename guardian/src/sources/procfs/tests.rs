@@ -43,7 +43,7 @@ fn reads_a_container_process_with_a_tricky_comm() {
     assert_eq!(process.ppid, 1);
     assert_eq!(process.uid, 1000);
     assert_eq!(
-        *process.cmdline,
+        process.cmdline.to_vec(),
         ["node", "dist/main.js", "--port", " 8080"]
     );
     assert!(!process.kernel_thread);
@@ -89,6 +89,7 @@ fn kernel_threads_zombies_and_sd_pam() {
         Classification::Host {
             unit: Some("init.scope".into())
         }
+        .into()
     );
     let sshd = reader.read_process(120).expect("read").expect("present");
     assert_eq!(sshd.oom_score_adj, -1000);
@@ -180,7 +181,7 @@ fn steady_state_scan_reuses_known_fields_and_refreshes_rss() {
         .iter()
         .find(|p| p.key.pid == 42)
         .expect("42");
-    assert_eq!(process.cmdline[0], "node", "cmdline reused");
+    assert_eq!(process.cmdline.to_vec()[0], "node", "cmdline reused");
     assert_eq!(
         process.class.runtime(),
         Some(Runtime::Docker),
@@ -204,7 +205,7 @@ fn steady_state_scan_reuses_known_fields_and_refreshes_rss() {
         .find(|p| p.key.pid == 42)
         .expect("42");
     assert_eq!(process.memory.anon, 67_584 * 1024, "split re-read");
-    assert_eq!(process.cmdline[0], "node", "still reused");
+    assert_eq!(process.cmdline.to_vec()[0], "node", "still reused");
 }
 
 #[test]
@@ -232,10 +233,10 @@ fn exec_or_reused_pid_triggers_a_full_read() {
             .find(|p| p.key.pid == pid)
             .expect("pid")
     };
-    assert_eq!(*by_pid(42).cmdline, ["python3", "app.py"]);
+    assert_eq!(by_pid(42).cmdline.to_vec(), ["python3", "app.py"]);
     assert_eq!(by_pid(42).comm, "python3");
     assert_eq!(by_pid(43).key.start_ticks, 4100);
-    assert_eq!(*by_pid(43).cmdline, ["new"]);
+    assert_eq!(by_pid(43).cmdline.to_vec(), ["new"]);
 }
 
 #[test]
@@ -306,7 +307,8 @@ fn a_rescan_drops_exited_processes_and_refreshes_known_ones() {
     let hog = model.process_by_pid(42).expect("42");
     assert_eq!(hog.memory.rss, (13_312 + 64) * reader.page_size);
     assert_eq!(
-        hog.cmdline[0], "node",
+        hog.cmdline.to_vec()[0],
+        "node",
         "a known process keeps its command line"
     );
 }
@@ -338,7 +340,8 @@ fn a_comm_that_is_not_utf8_is_still_recognised_between_scans() {
         .find(|p| p.key.pid == 42)
         .expect("42");
     assert_eq!(
-        process.cmdline[0], "node",
+        process.cmdline.to_vec()[0],
+        "node",
         "known process reused, not re-read"
     );
 }

@@ -54,7 +54,8 @@ pub(super) fn process(pid: i32, comm: &str, cmdline: &[&str], rss_mib: u64) -> P
         memory_cgroup: Some("/user.slice".into()),
         class: Classification::Host {
             unit: Some("session-1.scope".into()),
-        },
+        }
+        .into(),
         started_secs: 1.0,
     }
 }

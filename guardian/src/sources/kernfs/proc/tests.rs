@@ -92,16 +92,16 @@ fn status_without_mm_has_zero_memory() {
 #[test]
 fn cmdline_splits_on_nul() {
     assert_eq!(
-        cmdline(b"node\0dist/main.js\0"),
+        cmdline(b"node\0dist/main.js\0").to_vec(),
         vec!["node", "dist/main.js"]
     );
-    assert_eq!(cmdline(b"a\0\0b\0"), vec!["a", "", "b"]);
+    assert_eq!(cmdline(b"a\0\0b\0").to_vec(), vec!["a", "", "b"]);
     assert_eq!(
-        cmdline(b"sshd: /usr/sbin/sshd -D"),
+        cmdline(b"sshd: /usr/sbin/sshd -D").to_vec(),
         vec!["sshd: /usr/sbin/sshd -D"]
     );
     assert!(cmdline(b"").is_empty());
-    assert_eq!(cmdline(b"\xff\0"), vec!["\u{fffd}"]);
+    assert_eq!(cmdline(b"\xff\0").to_vec(), vec!["\u{fffd}"]);
 }
 
 #[test]
