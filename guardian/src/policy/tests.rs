@@ -700,7 +700,7 @@ fn a_container_under_a_shim_whose_executable_is_unreadable_is_spared() {
     shim.ppid = 1;
     let mut twin = process(61, "hog", "hog", 400);
     twin.ppid = 60;
-    twin.class = container();
+    twin.class = container().into();
     let model = model(vec![shim, twin]);
     let mut policy =
         Policy::with_proc_root(&config(HOST_RULE), SELF_PID, exes.path()).expect("policy");

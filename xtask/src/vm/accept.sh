@@ -127,20 +127,21 @@ kill "$holder"
 # AppArmor but the rootfs no apparmor_parser, so the container runs unconfined.
 mkdir -p /tmp/image/bin
 cp /mnt/payload/busybox /tmp/image/bin/busybox
-for applet in sh head tr sleep; do ln -s busybox "/tmp/image/bin/$applet"; done
+for applet in sh head yes sleep; do ln -s busybox "/tmp/image/bin/$applet"; done
 check docker_ready wait_for 120 docker info -f '{{.ServerVersion}}'
 check docker_import sh -c 'tar -C /tmp/image -c . | docker import - guardian-vm-busybox > /dev/null'
 
 # The hog's container twin: a shell holding 80 MB whose command line matches the host
-# rule below (`; :` keeps ash from exec'ing sleep, so the shell is what holds it).
+# rule below (`; :` keeps ash from exec'ing sleep, so the shell is what holds it; `yes`
+# rather than `tr`, which takes minutes under TCG with the matrix's VMs side by side).
 docker run -d --name twin --network none --security-opt apparmor=unconfined -m 300m \
-    guardian-vm-busybox sh -c 'v=$(head -c 80000000 /dev/zero | tr "\000" x); sleep 600; :' \
+    guardian-vm-busybox sh -c 'v=$(yes | head -c 80000000); sleep 600; :' \
     guardian-vm-hog > /dev/null
 twin=$(docker inspect -f '{{.State.Pid}}' twin 2> /dev/null)
 say twin_pid "${twin:-none}"
 twin_rss() { awk '$1 == "VmRSS:" {print $2 * 1024}' "/proc/$twin/status" 2> /dev/null; }
 twin_grown() { [ "$(twin_rss)" -ge 67108864 ] 2> /dev/null; }
-check twin_grown wait_for 60 twin_grown
+check twin_grown wait_for 180 twin_grown
 twin_container() { api "/api/v1/processes?pid=$twin" | grep -q '"kind":"container"'; }
 check twin_container wait_for 30 twin_container ||
     guardian explain "${twin:-0}" 2>&1 | sed 's/^/GUARDIAN-VM twin_explain /' > /dev/ttyS0
@@ -181,8 +182,8 @@ squeeze() { # squeeze UNIT BYTES LINES: `tail -n LINES` buffers BYTES of NULs pe
 }
 squeeze vm-squeeze-fast 8000000 1
 squeeze vm-squeeze-slow 4000000 2
-sleep 1
-fast=$(pgrep -f 'guardian-vm-squeeze -n 1')
+fast_pid() { fast=$(pgrep -f 'guardian-vm-squeeze -n 1'); [ -n "$fast" ]; }
+wait_for 30 fast_pid
 squeezed() {
     jq -c --argjson pid "${fast:-0}" 'select(.kind == "intent" and .rule == "vm-squeeze" and .pid == $pid)' \
         /var/lib/guardian/kills.jsonl 2> /dev/null | tail -n 1
