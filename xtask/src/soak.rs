@@ -44,6 +44,9 @@ pub struct Options {
     /// 1,000 a second on a loaded 2-core machine).
     #[arg(long, default_value_t = 4)]
     pub spawners: u64,
+    /// Seconds between marked hogs.
+    #[arg(long, default_value_t = 3)]
+    pub hog_every: u64,
 }
 
 /// One sample of the guardian's own figures.
@@ -147,7 +150,7 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
                 }
             }
         }
-        if last_hog.elapsed() >= Duration::from_secs(3) {
+        if last_hog.elapsed() >= Duration::from_secs(options.hog_every.max(1)) {
             last_hog = Instant::now();
             hogs.push(spawn_hog(&bins.memhog, &marker)?);
         }
@@ -231,6 +234,19 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
             warm.len()
         );
     }
+    // A leak grows as fast in the second half as in the first; a warm-up levels off.
+    let half = elapsed / 120.0;
+    let late: Vec<&Sample> = warm.iter().copied().filter(|s| s.minutes >= half).collect();
+    println!(
+        "guardian RSS slope over the second half {:+.3} MiB/min; RSS each minute (MiB): {}",
+        slope(&late, |s| s.rss),
+        samples
+            .chunks(12)
+            .filter_map(|minute| minute.last())
+            .map(|s| format!("{:.1}", s.rss))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "hogs {}: all killed {killed}, without an intent record {unlogged}",
         hogs.len()
