@@ -40,6 +40,13 @@ pub struct Options {
     /// Cgroup creations (each with a removal) per second aimed at.
     #[arg(long, default_value_t = 100)]
     pub cgroups: u64,
+    /// Threads sharing the spawns (one thread of `posix_spawn` and reaping falls short of
+    /// 1,000 a second on a loaded 2-core machine).
+    #[arg(long, default_value_t = 4)]
+    pub spawners: u64,
+    /// Seconds between marked hogs.
+    #[arg(long, default_value_t = 3)]
+    pub hog_every: u64,
 }
 
 /// One sample of the guardian's own figures.
@@ -47,6 +54,8 @@ struct Sample {
     minutes: f64,
     rss: f64,
     fds: f64,
+    /// The host's 1-minute load average.
+    load: f64,
 }
 
 pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
@@ -69,6 +78,19 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
         Guardian::start(&bins.guardian, Source::Procfs, &config)
     })?;
     let pid = guardian.pid();
+    // /api/v1/status answers as soon as the server is up; the churn starts once the first
+    // scan of the 10,000 sleepers is done (/healthz 200), so every check after counts.
+    let first_scan = Instant::now();
+    let healthy = harness::wait_for(Duration::from_secs(90), Duration::from_millis(100), || {
+        Ok(matches!(harness::http_get(guardian.addr, "/healthz"), Ok((200, _))).then_some(()))
+    })?;
+    if healthy.is_none() {
+        bail!("the guardian's /healthz was not 200 within 90 s of its start");
+    }
+    println!(
+        "soak: /healthz 200 {:.1} s after the server answered (first scan done)",
+        first_scan.elapsed().as_secs_f64()
+    );
     let cpu_start = harness::cpu_seconds(pid)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -80,17 +102,27 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
     ));
     std::fs::create_dir_all(&cgroup_root)
         .with_context(|| format!("mkdir {}", cgroup_root.display()))?;
-    let workers = [
-        std::thread::spawn({
-            let (stop, spawned, rate) = (stop.clone(), spawned.clone(), options.spawns);
-            move || spawn_churn(&stop, &spawned, rate)
-        }),
-        std::thread::spawn({
-            let (stop, churned, rate) = (stop.clone(), churned.clone(), options.cgroups);
-            let root = cgroup_root.clone();
-            move || cgroup_churn(&stop, &churned, rate, &root)
-        }),
-    ];
+    let spawners = options.spawners.max(1);
+    let program = SpawnedProgram::pick();
+    println!(
+        "soak: spawning {} at {}/s from {spawners} threads",
+        program.describe(),
+        options.spawns
+    );
+    let mut workers: Vec<_> = (0..spawners)
+        .map(|index| {
+            let (stop, spawned) = (stop.clone(), spawned.clone());
+            // Each thread paces its share; the shares add up to the rate.
+            let rate = options.spawns / spawners + u64::from(index < options.spawns % spawners);
+            let program = program.clone();
+            std::thread::spawn(move || spawn_churn(&stop, &spawned, rate, &program))
+        })
+        .collect();
+    workers.push(std::thread::spawn({
+        let (stop, churned, rate) = (stop.clone(), churned.clone(), options.cgroups);
+        let root = cgroup_root.clone();
+        move || cgroup_churn(&stop, &churned, rate, &root)
+    }));
 
     let started = Instant::now();
     let run_for = Duration::from_secs(options.minutes * 60);
@@ -118,7 +150,7 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
                 }
             }
         }
-        if last_hog.elapsed() >= Duration::from_secs(3) {
+        if last_hog.elapsed() >= Duration::from_secs(options.hog_every.max(1)) {
             last_hog = Instant::now();
             hogs.push(spawn_hog(&bins.memhog, &marker)?);
         }
@@ -128,6 +160,7 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
                 minutes: started.elapsed().as_secs_f64() / 60.0,
                 rss: harness::status_bytes(pid, "VmRSS")? as f64 / f64::from(1 << 20),
                 fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as f64,
+                load: load_average(),
             });
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -167,11 +200,28 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
 
     println!("\n== soak: {:.1} min", elapsed / 60.0);
     println!(
-        "live sleepers {}; spawns {spawned} ({:.0}/s); cgroups created and removed {churned} ({:.0}/s)",
+        "live sleepers {}; spawns {spawned}: {:.0}/s achieved, {}/s aimed at; cgroups created and removed {churned}: {:.0}/s achieved, {}/s aimed at",
         sleepers.len(),
         spawned as f64 / elapsed,
-        churned as f64 / elapsed
+        options.spawns,
+        churned as f64 / elapsed,
+        options.cgroups
     );
+    if (spawned as f64) < 0.95 * options.spawns as f64 * elapsed {
+        println!(
+            "soak: spawns fell short of the aim ({:.0}% of it): the machine could not keep up",
+            100.0 * spawned as f64 / (options.spawns as f64 * elapsed)
+        );
+    }
+    let loads: Vec<f64> = samples.iter().map(|s| s.load).collect();
+    if !loads.is_empty() {
+        println!(
+            "host load average (1 min) {:.1} to {:.1}, mean {:.1}",
+            loads.iter().copied().fold(f64::INFINITY, f64::min),
+            loads.iter().copied().fold(0.0, f64::max),
+            loads.iter().sum::<f64>() / loads.len() as f64
+        );
+    }
     if let (Some(first), Some(last)) = (warm.first(), warm.last()) {
         println!(
             "guardian RSS {:.1} -> {:.1} MiB, slope {:+.3} MiB/min; open files {:.0} -> {:.0}, slope {:+.2}/min ({} samples after 30 s)",
@@ -184,6 +234,19 @@ pub fn soak(root: &Path, options: &Options) -> anyhow::Result<()> {
             warm.len()
         );
     }
+    // A leak grows as fast in the second half as in the first; a warm-up levels off.
+    let half = elapsed / 120.0;
+    let late: Vec<&Sample> = warm.iter().copied().filter(|s| s.minutes >= half).collect();
+    println!(
+        "guardian RSS slope over the second half {:+.3} MiB/min; RSS each minute (MiB): {}",
+        slope(&late, |s| s.rss),
+        samples
+            .chunks(12)
+            .filter_map(|minute| minute.last())
+            .map(|s| format!("{:.1}", s.rss))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "hogs {}: all killed {killed}, without an intent record {unlogged}",
         hogs.len()
@@ -228,22 +291,89 @@ fn spawn_hog(memhog: &Path, marker: &str) -> anyhow::Result<Owned> {
     Ok(Owned(child))
 }
 
-/// `/bin/true` at `rate` a second, reaped as they exit.
-fn spawn_churn(stop: &AtomicBool, spawned: &AtomicU64, rate: u64) -> anyhow::Result<()> {
+/// What the churn runs: a statically linked busybox's `true` when there is one (no
+/// dynamic loader: an exec costs a fraction of `/bin/true`'s), else `/bin/true`.
+#[derive(Clone)]
+struct SpawnedProgram {
+    path: PathBuf,
+    args: Vec<&'static str>,
+}
+
+impl SpawnedProgram {
+    fn pick() -> SpawnedProgram {
+        let busybox = Path::new("/bin/busybox");
+        let is_static = std::fs::read(busybox).is_ok_and(|elf| is_static_elf(&elf));
+        if is_static {
+            SpawnedProgram {
+                path: busybox.to_path_buf(),
+                args: vec!["true"],
+            }
+        } else {
+            SpawnedProgram {
+                path: PathBuf::from("/bin/true"),
+                args: Vec::new(),
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        std::iter::once(self.path.display().to_string())
+            .chain(self.args.iter().map(|arg| (*arg).to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// An ELF without a `PT_INTERP` program header (no dynamic loader), 64-bit little-endian.
+fn is_static_elf(elf: &[u8]) -> bool {
+    let u16_at = |at: usize| {
+        elf.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u64_at = |at: usize| {
+        elf.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    if elf.get(..5) != Some(b"\x7fELF\x02") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    const PT_INTERP: u32 = 3;
+    (0..usize::from(phnum)).all(|index| {
+        let at = phoff as usize + index * usize::from(phentsize);
+        elf.get(at..at + 4)
+            .is_some_and(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) != PT_INTERP)
+    })
+}
+
+/// `program` at `rate` a second, reaped as they exit; adds to `spawned`.
+fn spawn_churn(
+    stop: &AtomicBool,
+    spawned: &AtomicU64,
+    rate: u64,
+    program: &SpawnedProgram,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut running: VecDeque<Child> = VecDeque::new();
+    let mut own = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
-        if spawned.load(Ordering::Relaxed) >= due {
+        if own >= due {
             std::thread::sleep(Duration::from_millis(1));
         } else {
-            let child = Command::new("/bin/true")
+            let child = Command::new(&program.path)
+                .args(&program.args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .context("spawning /bin/true")?;
+                .with_context(|| format!("spawning {}", program.describe()))?;
             running.push_back(child);
+            own += 1;
             spawned.fetch_add(1, Ordering::Relaxed);
         }
         while running.len() > 64 {
@@ -298,6 +428,14 @@ fn metric(text: &str, name: &str, side: &str) -> f64 {
         .filter(|line| side.is_empty() || line.contains(&format!("side=\"{side}\"")))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The host's 1-minute load average (0 when /proc/loadavg cannot be read).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Least-squares slope of `value` over minutes.

@@ -1,8 +1,14 @@
-//! The kill log on a device that answers writes with EIO. This kernel has no
-//! device-mapper (no `error` target) and no fault injection; a loop device does the same
-//! job: its ext2 image lives on the host's ext4, and once the image is made immutable
-//! (`chattr +i`) ext4 refuses the loop driver's writes, which reach the file system on top
-//! as I/O errors: `write()` still lands in the page cache, `fsync()` fails with EIO.
+//! The kill log on a failing device. This kernel has no device-mapper (no `error` target)
+//! and no fault injection; loop devices do the same job:
+//!
+//! - I/O errors: an ext2 image on the host's ext4; once the image is made immutable
+//!   (`chattr +i`) ext4 refuses the loop driver's writes, which reach the file system on
+//!   top as I/O errors: `write()` still lands in the page cache, `fsync()` fails with EIO.
+//! - Read-only while the guardian runs: `mount -o remount,ro` is refused (EBUSY) while the
+//!   guardian holds the log open for writing, so the way a running host's kill log really
+//!   turns read-only is ext4's `errors=remount-ro` after a file system error, forced here
+//!   through `/sys/fs/ext4/<dev>/trigger_fs_error` (the kernel then marks the mount
+//!   `emergency_ro`; only an unmount, fsck and mount make it writable again).
 
 use std::{
     path::{Path, PathBuf},
@@ -18,19 +24,20 @@ use crate::{
     killswitch::{config, rule},
 };
 
-/// An ext2 file system on a loop device whose image can be made to fail every write;
-/// unmounted (which frees the loop device) and its image made mutable again on drop.
-struct FailingDevice {
+/// A file system on a loop device in a temp dir; unmounted (which frees the loop device)
+/// and its image made mutable again on drop.
+struct LoopDevice {
     dir: tempfile::TempDir,
     image: PathBuf,
     mount: PathBuf,
+    options: String,
 }
 
-impl FailingDevice {
-    /// Makes and mounts the file system; `None` (with the reason) when the host lacks a
-    /// tool or the temp dir's file system cannot make a file immutable.
-    fn mount() -> Result<FailingDevice, String> {
-        for tool in ["mkfs.ext2", "chattr", "mount", "umount"] {
+impl LoopDevice {
+    /// Makes the file system with `mkfs` and mounts it with `options` (besides `loop`);
+    /// `Err` (with the reason) when the host lacks a tool or cannot mount it.
+    fn mount(mkfs: &str, options: &str) -> Result<LoopDevice, String> {
+        for tool in [mkfs, "chattr", "mount", "umount", "e2fsck"] {
             if which(tool).is_none() {
                 return Err(format!("{tool} is not on PATH (e2fsprogs, util-linux)"));
             }
@@ -42,17 +49,39 @@ impl FailingDevice {
         let file = std::fs::File::create(&image).map_err(|error| format!("image: {error}"))?;
         file.set_len(32 << 20)
             .map_err(|error| format!("size the image: {error}"))?;
-        run("mkfs.ext2", &["-q", "-F", "-E", "nodiscard"], &image)?;
+        run(mkfs, &["-q", "-F", "-E", "nodiscard"], &image)?;
+        let device = LoopDevice {
+            dir,
+            image,
+            mount,
+            options: format!("loop,{options}"),
+        };
+        device.mount_again()?;
+        Ok(device)
+    }
+
+    fn mount_again(&self) -> Result<(), String> {
         let status = Command::new("mount")
-            .args(["-o", "loop,errors=continue"])
-            .arg(&image)
-            .arg(&mount)
+            .args(["-o", &self.options])
+            .arg(&self.image)
+            .arg(&self.mount)
             .status()
             .map_err(|error| format!("mount: {error}"))?;
-        if !status.success() {
-            return Err(format!("mount -o loop {}: {status}", image.display()));
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "mount -o {} {}: {status}",
+                self.options,
+                self.image.display()
+            ))
         }
-        Ok(FailingDevice { dir, image, mount })
+    }
+
+    /// Makes one with an I/O-error switch (ext2: no journal between the writes and the
+    /// device).
+    fn failing() -> Result<LoopDevice, String> {
+        LoopDevice::mount("mkfs.ext2", "errors=continue")
     }
 
     fn path(&self) -> &Path {
@@ -73,9 +102,53 @@ impl FailingDevice {
     fn heal(&self) {
         run("chattr", &["-i"], &self.image).expect("chattr -i the image");
     }
+
+    /// The loop device under the mount (`loop3`), from /proc/self/mounts.
+    fn loop_name(&self) -> String {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").expect("read mounts");
+        let mount = self.mount.to_str().expect("UTF-8 temp path");
+        mounts
+            .lines()
+            .map(|line| line.split(' ').collect::<Vec<_>>())
+            .filter(|fields| fields.get(1) == Some(&mount))
+            .filter_map(|fields| fields.first()?.strip_prefix("/dev/").map(str::to_string))
+            .next_back()
+            .unwrap_or_else(|| panic!("{mount} is not in /proc/self/mounts:\n{mounts}"))
+    }
+
+    /// An ext4 error as the kernel would raise on a bad block: with `errors=remount-ro`
+    /// the kernel turns the mount read-only at once, open files included.
+    fn error_remounts_read_only(&self) {
+        let trigger = format!("/sys/fs/ext4/{}/trigger_fs_error", self.loop_name());
+        std::fs::write(&trigger, "guardian fault test")
+            .unwrap_or_else(|error| panic!("write {trigger}: {error}"));
+    }
+
+    /// What an operator does once nothing holds the file system: unmount, fsck, mount.
+    fn repair(&self) {
+        let unmounted = Command::new("umount")
+            .arg(&self.mount)
+            .status()
+            .expect("umount");
+        assert!(unmounted.success(), "umount {}", self.mount.display());
+        // e2fsck exits 1 when it fixed something: the error the test raised.
+        let fsck = Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(&self.image)
+            .output()
+            .expect("run e2fsck");
+        assert!(
+            matches!(fsck.status.code(), Some(0 | 1)),
+            "e2fsck {}: {}{}",
+            self.image.display(),
+            String::from_utf8_lossy(&fsck.stdout),
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+        self.mount_again().expect("mount the repaired file system");
+    }
 }
 
-impl Drop for FailingDevice {
+impl Drop for LoopDevice {
     fn drop(&mut self) {
         let _ = run("chattr", &["-i"], &self.image);
         let unmounted = Command::new("umount")
@@ -86,6 +159,34 @@ impl Drop for FailingDevice {
             let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
         }
     }
+}
+
+/// The device, or a skip (a panic under CI=true) when this host cannot make it.
+fn device_or_skip(device: Result<LoopDevice, String>) -> Option<LoopDevice> {
+    match device {
+        Ok(device) => Some(device),
+        Err(reason) if std::env::var("CI").is_ok_and(|ci| ci == "true" || ci == "1") => {
+            panic!("CI=true but the loop device cannot be made: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            None
+        }
+    }
+}
+
+fn verify(log: &Path) {
+    let verify = Command::new(guardian_bin())
+        .args(["audit", "verify"])
+        .arg(log)
+        .output()
+        .expect("run guardian audit verify");
+    assert!(
+        verify.status.success(),
+        "the kill log does not verify:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 fn run(tool: &str, args: &[&str], path: &Path) -> Result<(), String> {
@@ -114,15 +215,8 @@ fn an_io_error_device_spares_the_hog_until_its_intent_is_on_disk() {
     if !require(&[Needs::Root]) {
         return;
     }
-    let device = match FailingDevice::mount() {
-        Ok(device) => device,
-        Err(reason) if std::env::var("CI").is_ok_and(|ci| ci == "true" || ci == "1") => {
-            panic!("CI=true but the I/O-error device cannot be made: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
+    let Some(device) = device_or_skip(LoopDevice::failing()) else {
+        return;
     };
     let log = device.path().join("kills.jsonl");
     let mark = marker("eio-kill-log");
@@ -159,15 +253,61 @@ fn an_io_error_device_spares_the_hog_until_its_intent_is_on_disk() {
         daemon.log()
     );
     assert_every_kill_has_an_intent(&log, &[hog.pid()]);
-    let verify = Command::new(guardian_bin())
-        .args(["audit", "verify"])
-        .arg(&log)
-        .output()
-        .expect("run guardian audit verify");
+    verify(&log);
+}
+
+/// The kill log's ext4 turns read-only under the running guardian (an error with
+/// `errors=remount-ro`): a hog killed before has its records; one crossing its threshold
+/// after is spared (skip-kill) with an error naming the file and the read-only file
+/// system. Once the operator has stopped the guardian, checked and remounted the file
+/// system and started it again, that hog is killed with its intent record and the whole
+/// log, records from before and after, verifies.
+#[test]
+fn a_kill_log_device_turning_read_only_while_running_spares_the_hog() {
+    if !require(&[Needs::Root]) {
+        return;
+    }
+    let Some(device) = device_or_skip(LoopDevice::mount("mkfs.ext4", "errors=remount-ro")) else {
+        return;
+    };
+    let log = device.path().join("kills.jsonl");
+    let mark = marker("ro-kill-log");
+    let settings = config(&format!(
+        "lock_memory = false\n[kill_log]\non_write_failure = \"skip-kill\"\n\
+         [safety]\nmax_kills = 1000\nrate_window = \"1s\"\nbackoff = \"1ms\"\nmax_backoff = \"1ms\"\n{}",
+        rule("read-only", &mark, "8MiB", "action = \"kill\"")
+    ));
+    let options = DaemonOptions {
+        kill_log: Some(&log),
+        ..DaemonOptions::default()
+    };
+    let mut daemon = Daemon::start_with(&settings, &["--source", "procfs"], &options);
+    let mut before = spawn_hog(&mark, &["--rss", "16"]);
+    let killed = wait_for(TIMEOUT, || before.has_exited().then_some(()));
+    assert!(killed.is_some(), "first hog not killed:\n{}", daemon.log());
+
+    device.error_remounts_read_only();
+    let mut spared = spawn_hog(&mark, &["--rss", "16"]);
+    wait_log(&daemon, "cannot write the kill intent");
+    let text = daemon.log();
     assert!(
-        verify.status.success(),
-        "the log does not verify after the I/O errors:\n{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
+        text.contains(&log.display().to_string()) && text.contains("Read-only file system"),
+        "the write error names neither the kill log nor the read-only file system:\n{text}"
     );
+    assert!(
+        !spared.has_exited(),
+        "killed although its intent could not be written:\n{text}"
+    );
+    daemon.stop();
+
+    device.repair();
+    let daemon = Daemon::start_with(&settings, &["--source", "procfs"], &options);
+    let killed = wait_for(TIMEOUT, || spared.has_exited().then_some(()));
+    assert!(
+        killed.is_some(),
+        "hog not killed once the file system was writable again:\n{}",
+        daemon.log()
+    );
+    assert_every_kill_has_an_intent(&log, &[before.pid(), spared.pid()]);
+    verify(&log);
 }

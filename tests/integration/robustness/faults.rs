@@ -13,7 +13,7 @@ use super::{SmallFs, TIMEOUT};
 use crate::{
     common::{
         Daemon, Needs, assert_every_kill_has_an_intent, free_port, guardian_bin, marker, require,
-        spawn_hog, wait_for,
+        spawn_hog, wait_for, which,
     },
     killswitch::{config, rule},
 };
@@ -53,25 +53,34 @@ fn a_read_only_kill_log_device_is_named_at_start() {
     );
 }
 
-/// A daemon stopped with SIGSTOP and continued catches up: /healthz comes back, the hog
-/// that crossed its threshold meanwhile is killed with its intent record, and a process
-/// no rule names is spared.
+/// A daemon stopped with SIGSTOP and continued catches up. It runs the eBPF source with a
+/// one-page ring; while it is stopped nothing drains the ring, so a burst of forks fills
+/// it and the kernel drops every event of a hog started next (the only way to find that
+/// hog is the next refresh). After SIGCONT: /healthz comes back, the drops are counted,
+/// the hog is killed with its intent record, and a process no rule names is spared.
 #[test]
 fn sigstop_and_sigcont_of_the_daemon() {
-    if !require(&[Needs::Root]) {
+    if !require(&[Needs::Root, Needs::Bpf]) {
         return;
     }
     let hog_mark = marker("sigstop-hog");
     let bystander_mark = marker("sigstop-bystander");
     let daemon = Daemon::start(
         &config(&format!(
-            "lock_memory = false\n{}",
+            "lock_memory = false\nring_buffer_bytes = \"4KiB\"\n{}",
             rule("stopped", &hog_mark, "8MiB", "action = \"kill\"")
         )),
-        &["--source", "procfs"],
+        &["--source", "ebpf"],
     );
     let mut bystander = spawn_hog(&bystander_mark, &["--rss", "16"]);
     daemon.signal(Signal::SIGSTOP);
+    let python = which("python3").expect("python3 on PATH (setup --tests installs it)");
+    let burst = Command::new(&python)
+        .args(["-c", super::ring::BURST_SCRIPT, "2000"])
+        .stdin(Stdio::null())
+        .status()
+        .expect("run the fork burst");
+    assert!(burst.success(), "the fork burst failed: {burst}");
     let mut hog = spawn_hog(&hog_mark, &["--rss", "16"]);
     std::thread::sleep(Duration::from_secs(2));
     assert!(!hog.has_exited(), "killed while the daemon was stopped");
@@ -85,10 +94,15 @@ fn sigstop_and_sigcont_of_the_daemon() {
         "/healthz not 200 after SIGCONT:\n{}",
         daemon.log()
     );
+    assert!(
+        super::ring::kernel_drops(&daemon) > 0.0,
+        "a full ring while the daemon was stopped lost nothing (or the loss is not counted):\n{}",
+        daemon.get("/metrics").1
+    );
     let killed = wait_for(TIMEOUT, || hog.has_exited().then_some(()));
     assert!(
         killed.is_some(),
-        "hog not killed after SIGCONT:\n{}",
+        "hog not killed after SIGCONT (its events were dropped: the refresh must find it):\n{}",
         daemon.log()
     );
     assert_every_kill_has_an_intent(&daemon.kill_log_path(), &[hog.pid()]);
@@ -99,8 +113,10 @@ fn sigstop_and_sigcont_of_the_daemon() {
 }
 
 /// 100 SIGHUPs a second for three seconds, alternating a valid and a broken config,
-/// while a hog is being killed: the daemon stays up and fresh, every reload is counted,
-/// the broken ones are rejected with their line, and the kill has its intent record.
+/// while hogs are being killed: the daemon stays up and fresh, every reload is counted,
+/// the broken ones are rejected with their line and leave the last good config in force
+/// (the storm ends on a broken one; a hog started after it is killed), and every kill
+/// has its intent record.
 #[test]
 fn a_storm_of_sighups() {
     if !require(&[Needs::Root]) {
@@ -132,13 +148,33 @@ fn a_storm_of_sighups() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::fs::write(daemon.config_path(), &good).expect("restore config");
     let killed = wait_for(TIMEOUT, || {
         hogs.iter_mut().all(|hog| hog.has_exited()).then_some(())
     });
     assert!(
         killed.is_some(),
         "hogs not killed during the storm:\n{}",
+        daemon.log()
+    );
+    // The storm ends on a broken file: the last good config must stay in force, so a
+    // hog started after the rejection is still killed.
+    let rejected = |daemon: &Daemon| daemon.log().matches("config reload rejected").count();
+    let before = rejected(&daemon);
+    std::fs::write(daemon.config_path(), &broken).expect("write the broken config");
+    daemon.signal(Signal::SIGHUP);
+    let seen = wait_for(TIMEOUT, || (rejected(&daemon) > before).then_some(()));
+    assert!(
+        seen.is_some(),
+        "the last, broken reload was not rejected:\n{}",
+        daemon.log()
+    );
+    hogs.push(spawn_hog(&mark, &["--rss", "16"]));
+    let killed = wait_for(TIMEOUT, || {
+        hogs.iter_mut().all(|hog| hog.has_exited()).then_some(())
+    });
+    assert!(
+        killed.is_some(),
+        "a hog started after a rejected reload was not killed: the old config did not stay in force:\n{}",
         daemon.log()
     );
     let pids: Vec<i32> = hogs.iter().map(|hog| hog.pid()).collect();

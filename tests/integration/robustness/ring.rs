@@ -24,7 +24,7 @@ const BURSTS: usize = 5;
 /// Forks children that exit at once as fast as Python can, 500 at a time then reaped
 /// (few pids held: the host's pid_max is shared): a fork and an exit event each,
 /// thousands within a fraction of a second.
-const BURST_SCRIPT: &str = "
+pub(super) const BURST_SCRIPT: &str = "
 import os, sys
 n = int(sys.argv[1])
 for _ in range(n // 500):
@@ -35,7 +35,7 @@ for _ in range(n // 500):
         os.wait()
 ";
 
-fn kernel_drops(daemon: &Daemon) -> f64 {
+pub(super) fn kernel_drops(daemon: &Daemon) -> f64 {
     daemon
         .get("/metrics")
         .1
