@@ -63,8 +63,8 @@ pub fn test(root: &Path) -> anyhow::Result<()> {
     }
     // Every parser of untrusted input, a few seconds each (`cargo xtask fuzz` for longer).
     crate::fuzz::fuzz(root, crate::fuzz::CI_SECS, &[])?;
-    // The .deb on stock kernels, in VMs booted side by side (about 3 minutes once the
-    // rootfs and kernels are cached).
+    // The .deb on stock kernels, in VMs (one per host core at a time; about 6 minutes
+    // for three once the rootfs and kernels are cached).
     crate::vm::vm(root, &crate::vm::Options::default())
 }
 

@@ -95,7 +95,7 @@ impl Row {
 /// The table, one row per kernel, then each failure by name.
 pub fn print(rows: &[Row]) {
     println!(
-        "\n{:<6} {:<28} {:>6} {:>7} {:<7} {:<13} {:<4} {:>8} {:>7} {:<15} {:>6}  fallback",
+        "\n{:<12} {:<28} {:>6} {:>7} {:<7} {:<13} {:<4} {:>8} {:>7} {:<15} {:>6}  fallback",
         "label",
         "kernel",
         "boot",
@@ -111,7 +111,7 @@ pub fn print(rows: &[Row]) {
     for row in rows {
         let boot: f64 = row.boot_s.parse().unwrap_or(0.0);
         println!(
-            "{:<6} {:<28} {:>5.1}s {:>6.1}s {:<7} {:<13} {:<4} {:>8} {:>7} {:<15} {:>6}  {}",
+            "{:<12} {:<28} {:>5.1}s {:>6.1}s {:<7} {:<13} {:<4} {:>8} {:>7} {:<15} {:>6}  {}",
             row.label,
             row.kernel,
             boot,
