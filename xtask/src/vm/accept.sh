@@ -65,6 +65,8 @@ journal_field() { # the first value of GUARDIAN_<NAME> in the guardian's journal
 say load_ms "$(journal_field LOAD_MS)"
 say verified_insns "$(journal_field VERIFIED_INSNS)"
 say oom_program "$(journal_field OOM_VICTIM_PROGRAM)"
+# Events through the BPF ring buffer so far (none in procfs mode).
+say ring_events "$(api /metrics | awk '/^guardian_events_received_total/ { n += $2 } END { print n + 0 }')"
 
 # Per-cgroup PSI: the kernel has it and the guardian reports it.
 check psi_kernel test -r /sys/fs/cgroup/system.slice/memory.pressure
