@@ -179,7 +179,12 @@ fn one_kill(bins: &Binaries, marker: &str, killer: Killer) -> anyhow::Result<Opt
             break harness::monotonic_ns();
         }
         if started.elapsed() > Duration::from_secs(30) {
-            bail!("MemAvailable never fell below the limit while memhog {pid} grew");
+            // Memory freed elsewhere on the host (a VM or build ending) as fast as the
+            // memhog took it: no crossing to time, like a host that moved first.
+            println!(
+                "  run dropped: MemAvailable never fell below the limit while memhog {pid} grew"
+            );
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(1));
     };
