@@ -63,8 +63,8 @@ pub fn hidden_processes(proc_root: &Path) -> Option<HiddenProcesses> {
 pub const EXECUTABLES_CLOSED: &str = "the guardian lacks CAP_SYS_PTRACE: it cannot read \
     /proc/PID/exe of processes with other credentials (container runtime shims, sshd), so \
     containers cannot be confirmed (they are spared, and so is a host process in a \
-    container-shaped cgroup) and built-in protected names are not recognised; grant it \
-    CAP_SYS_PTRACE (the packaged unit does)";
+    container-shaped cgroup under a process that took a shim's name) and built-in \
+    protected names are not recognised; grant it CAP_SYS_PTRACE (the packaged unit does)";
 
 /// Whether this process lacks CAP_SYS_PTRACE (`None` when its status is unreadable).
 pub fn lacks_ptrace() -> Option<bool> {
