@@ -8,7 +8,8 @@
 //!   @kubernetes-models/prometheus-operator);
 //! - both Grafana dashboards against the Dashboard type of Grafana's own @grafana/schema
 //!   (as JSON schema by ts-json-schema-generator, checked with ajv), and their inputs;
-//! - the Helm chart through `helm lint` (Helm's Go code in PyPI helm-sdkpy).
+//! - the Helm chart through `helm lint` (Helm's Go code in PyPI helm-sdkpy), with the
+//!   default values and with every switch flipped.
 
 use std::path::Path;
 
@@ -18,6 +19,8 @@ use crate::{cmd, manifests};
 
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 const HELM_SDKPY: &str = "helm-sdkpy==0.1.32";
+/// The lint script reads values.yaml to lint the chart with other values too.
+const PYYAML: &str = "PyYAML==6.0.2";
 const NPM_PACKAGES: [&str; 4] = [
     "@kubernetes-models/prometheus-operator@6.0.0",
     "@grafana/schema@13.2.3",
@@ -129,7 +132,7 @@ pub fn check_deploy(root: &Path) -> anyhow::Result<()> {
     let helm = venv(
         root,
         &work.join("venv-helm"),
-        &[HELM_SDKPY, "--ignore-requires-python"],
+        &[HELM_SDKPY, PYYAML, "--ignore-requires-python"],
     )?;
     cmd::run(
         root,
