@@ -10,8 +10,8 @@ use std::{
 };
 
 use crate::common::{
-    Needs, TestProcess, assert_every_kill_has_an_intent, free_port, guardian_bin, marker, require,
-    spawn_hog,
+    Needs, TestProcess, assert_every_kill_has_an_intent, assert_log_verifies, free_port,
+    guardian_bin, marker, require, spawn_hog,
 };
 
 const ROUNDS: usize = 12;
@@ -94,17 +94,7 @@ fn every_kill_has_an_intent_across_daemon_crashes() {
 
     let intents = assert_every_kill_has_an_intent(&log, &killed);
 
-    let verify = Command::new(guardian_bin())
-        .args(["audit", "verify"])
-        .arg(&log)
-        .output()
-        .expect("run guardian audit verify");
-    assert!(
-        verify.status.success(),
-        "verify failed after crashes:\n{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_log_verifies(&log, "the kill log after crashes");
     eprintln!(
         "crash test: {} killed over {ROUNDS} crashes, {} intent records",
         killed.len(),

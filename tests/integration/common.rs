@@ -509,6 +509,22 @@ impl Drop for TestCgroup {
     }
 }
 
+/// Fails unless `guardian audit verify` accepts the kill log at `log`; `what` names the
+/// log in the failure, with the tool's output.
+pub fn assert_log_verifies(log: &Path, what: &str) {
+    let output = std::process::Command::new(guardian_bin())
+        .args(["audit", "verify"])
+        .arg(log)
+        .output()
+        .expect("run guardian audit verify");
+    assert!(
+        output.status.success(),
+        "{what} does not verify:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Fails unless every pid in `killed` has an intent record in the kill log at `log`:
 /// the log is written before any signal, so a kill without one is the bug. Returns how
 /// many intent records the log holds.

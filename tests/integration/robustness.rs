@@ -19,7 +19,8 @@ use std::{
 
 use crate::{
     common::{
-        Daemon, DaemonOptions, Needs, free_port, guardian_bin, marker, require, spawn_hog, wait_for,
+        Daemon, DaemonOptions, Needs, assert_log_verifies, free_port, guardian_bin, marker,
+        require, spawn_hog, wait_for,
     },
     killswitch::{config, rule},
 };
@@ -164,17 +165,7 @@ fn reload_applies_kill_log_settings_on_a_full_device() {
         log.display(),
         daemon.log()
     );
-    let verify = Command::new(guardian_bin())
-        .args(["audit", "verify"])
-        .arg(&log)
-        .output()
-        .expect("run guardian audit verify");
-    assert!(
-        verify.status.success(),
-        "the rotated log does not verify:\n{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_log_verifies(&log, "the rotated log");
 }
 
 /// Without root, the default kill log directory cannot be written: the guardian says

@@ -41,7 +41,7 @@ impl std::fmt::Display for HiddenProcesses {
 /// from it. Unreadable mount or capability files give `None` (nothing to say for sure).
 pub fn hidden_processes(proc_root: &Path) -> Option<HiddenProcesses> {
     let myself = procfs::process::Process::myself().ok()?;
-    let capeff = myself.status().ok()?.capeff;
+    let capeff = own_capeff()?;
     let mut groups: Vec<u32> = nix::unistd::getgroups()
         .ok()?
         .into_iter()
@@ -68,8 +68,18 @@ pub const EXECUTABLES_CLOSED: &str = "the guardian lacks CAP_SYS_PTRACE: it cann
 
 /// Whether this process lacks CAP_SYS_PTRACE (`None` when its status is unreadable).
 pub fn lacks_ptrace() -> Option<bool> {
-    let myself = procfs::process::Process::myself().ok()?;
-    Some(myself.status().ok()?.capeff & CAP_SYS_PTRACE == 0)
+    Some(own_capeff()? & CAP_SYS_PTRACE == 0)
+}
+
+/// This process's effective capabilities (`CapEff` of /proc/self/status).
+fn own_capeff() -> Option<u64> {
+    Some(
+        procfs::process::Process::myself()
+            .ok()?
+            .status()
+            .ok()?
+            .capeff,
+    )
 }
 
 /// The decision on one mount's super options and an effective capability mask.

@@ -11,8 +11,8 @@ use std::{path::Path, process::Command, time::Duration};
 use super::{SPARE_WAIT, config, records_for, wait_outcome};
 use crate::{
     common::{
-        Daemon, Needs, TestCgroup, guardian_bin, marker, mem_available, require, spawn_hog_with,
-        wait_for,
+        Daemon, Needs, TestCgroup, assert_log_verifies, guardian_bin, marker, mem_available,
+        require, spawn_hog_with, wait_for,
     },
     docker::TestContainer,
 };
@@ -152,17 +152,7 @@ fn leak_rule_terms_a_growing_host_process_before_its_limit_and_spares_a_containe
     }
 
     // The hash chain holds over records carrying the trend trigger.
-    let verified = Command::new(guardian_bin())
-        .args(["audit", "verify"])
-        .arg(daemon.kill_log_path())
-        .output()
-        .expect("run guardian audit verify");
-    assert!(
-        verified.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    assert_log_verifies(&daemon.kill_log_path(), "the kill log with trend triggers");
 
     // check-config counts the rules; explain shows the leak rule and its trend check.
     let config_path = daemon.config_path();

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{TIMEOUT, wait_log};
 use crate::{
     common::{
-        Daemon, DaemonOptions, Needs, assert_every_kill_has_an_intent, guardian_bin, marker,
+        Daemon, DaemonOptions, Needs, assert_every_kill_has_an_intent, assert_log_verifies, marker,
         require, spawn_hog, wait_for,
     },
     killswitch::{config, rule},
@@ -114,15 +114,8 @@ fn wall_clock_jumps_neither_open_the_brakes_nor_stall_the_pipeline() {
         daemon.log()
     );
     assert_every_kill_has_an_intent(&daemon.kill_log_path(), &[first.pid()]);
-    let verify = std::process::Command::new(guardian_bin())
-        .args(["audit", "verify"])
-        .arg(daemon.kill_log_path())
-        .output()
-        .expect("run guardian audit verify");
-    assert!(
-        verify.status.success(),
-        "the kill log does not verify after the clock jumps:\n{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
+    assert_log_verifies(
+        &daemon.kill_log_path(),
+        "the kill log after the clock jumps",
     );
 }

@@ -18,7 +18,7 @@ use std::{
 use super::{TIMEOUT, wait_log};
 use crate::{
     common::{
-        Daemon, DaemonOptions, Needs, assert_every_kill_has_an_intent, guardian_bin, marker,
+        Daemon, DaemonOptions, Needs, assert_every_kill_has_an_intent, assert_log_verifies, marker,
         require, spawn_hog, wait_for, which,
     },
     killswitch::{config, rule},
@@ -175,20 +175,6 @@ fn device_or_skip(device: Result<LoopDevice, String>) -> Option<LoopDevice> {
     }
 }
 
-fn verify(log: &Path) {
-    let verify = Command::new(guardian_bin())
-        .args(["audit", "verify"])
-        .arg(log)
-        .output()
-        .expect("run guardian audit verify");
-    assert!(
-        verify.status.success(),
-        "the kill log does not verify:\n{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
-}
-
 fn run(tool: &str, args: &[&str], path: &Path) -> Result<(), String> {
     let output = Command::new(tool)
         .args(args)
@@ -253,7 +239,7 @@ fn an_io_error_device_spares_the_hog_until_its_intent_is_on_disk() {
         daemon.log()
     );
     assert_every_kill_has_an_intent(&log, &[hog.pid()]);
-    verify(&log);
+    assert_log_verifies(&log, "the kill log");
 }
 
 /// The kill log's ext4 turns read-only under the running guardian (an error with
@@ -309,5 +295,5 @@ fn a_kill_log_device_turning_read_only_while_running_spares_the_hog() {
         daemon.log()
     );
     assert_every_kill_has_an_intent(&log, &[before.pid(), spared.pid()]);
-    verify(&log);
+    assert_log_verifies(&log, "the kill log");
 }

@@ -112,17 +112,17 @@ check reload_same_pid same_pid
 # steady 40 MB string: within max(1 MiB, 2 %).
 sh -c 'v=$(head -c 40000000 /dev/zero | tr "\0" x); sleep 600' &
 holder=$!
-vmrss() { awk '$1 == "VmRSS:" {print $2 * 1024}' "/proc/$holder/status"; }
+vmrss() { awk '$1 == "VmRSS:" {print $2 * 1024}' "/proc/$1/status" 2> /dev/null; }
 seen_rss() { api "/api/v1/processes?pid=$holder" | jq '.[0].memory.rss // 0'; }
-grown() { [ "$(vmrss)" -ge 40000000 ]; }
+grown() { [ "$(vmrss "$holder")" -ge 40000000 ]; }
 wait_for 60 grown
 rss_close() {
-    awk -v k="$(vmrss)" -v s="$(seen_rss)" 'BEGIN {
+    awk -v k="$(vmrss "$holder")" -v s="$(seen_rss)" 'BEGIN {
         d = k - s; if (d < 0) d = -d; t = k * 0.02; if (t < 1048576) t = 1048576
         exit !(d <= t) }'
 }
 check rss_within_2pct wait_for 30 rss_close
-say rss "kernel $(vmrss) guardian $(seen_rss)"
+say rss "kernel $(vmrss "$holder") guardian $(seen_rss)"
 kill "$holder"
 
 # Docker runs in the VM and takes the busybox image offline. The guest kernel has
@@ -141,8 +141,7 @@ docker run -d --name twin --network none --security-opt apparmor=unconfined -m 3
     guardian-vm-hog > /dev/null
 twin=$(docker inspect -f '{{.State.Pid}}' twin 2> /dev/null)
 say twin_pid "${twin:-none}"
-twin_rss() { awk '$1 == "VmRSS:" {print $2 * 1024}' "/proc/$twin/status" 2> /dev/null; }
-twin_grown() { [ "$(twin_rss)" -ge 67108864 ] 2> /dev/null; }
+twin_grown() { [ "$(vmrss "$twin")" -ge 67108864 ] 2> /dev/null; }
 check twin_grown wait_for 180 twin_grown
 twin_container() { api "/api/v1/processes?pid=$twin" | grep -q '"kind":"container"'; }
 check twin_container wait_for 30 twin_container ||
